@@ -1,0 +1,50 @@
+# mlops-lr — every target creates the virtual environment it needs (`make venv`) first.
+# Pass settings through to Hydra: `make train DATASET=diabetes ARGS="model.fit_intercept=false"`.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON_SYSTEM ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATASET ?=
+ARGS ?=
+PYTEST_ARGS ?=
+HYDRA_ARGS := $(if $(DATASET),dataset=$(DATASET)) $(ARGS)
+MLOPS := $(PY) -m mlops_lr
+
+.PHONY: help venv run train test lint format clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  Variables: DATASET=<california|csv|diabetes>  ARGS=\"key=value ...\"  PYTEST_ARGS=..."
+
+venv: $(STAMP) ## Create .venv/ with the pinned runtime and dev requirements
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON_SYSTEM) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+run: train ## The main job: the whole pipeline (train, for now)
+
+train: $(STAMP) ## Train and evaluate; writes artifacts/{model.joblib,metrics.json,manifest.json}
+	$(MLOPS) stage=train $(HYDRA_ARGS)
+
+test: $(STAMP) ## Run the test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## Ruff lint and format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+clean: ## Remove artifacts, run outputs and caches (keeps .venv; `rm -rf .venv` for that)
+	rm -rf artifacts outputs multirun .pytest_cache .ruff_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

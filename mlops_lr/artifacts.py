@@ -1,0 +1,134 @@
+"""Atomic artifact writes, the sha256 manifest, and verified loading.
+
+A run writes every file of a directory through :func:`write_artifacts`: all files are staged as
+temporaries first, then renamed into place, and ``manifest.json`` (their sha256 digests plus the
+run's metadata) is renamed last. A run that fails before that leaves the previous artifacts as
+they were; loaders check digests against the manifest before they trust (or unpickle) a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from mlops_lr.exceptions import ArtifactError
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "mlops-lr/manifest/1"
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 digest of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def json_bytes(obj: Any) -> bytes:
+    """Deterministic, strict JSON (no NaN), UTF-8, with a trailing newline."""
+    return (json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+
+def joblib_bytes(obj: Any) -> bytes:
+    """``obj`` serialised by :func:`joblib.dump`, as bytes."""
+    buffer = io.BytesIO()
+    joblib.dump(obj, buffer)
+    return buffer.getvalue()
+
+
+def write_artifacts(
+    directory: str | Path, files: Mapping[str, bytes], metadata: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Write ``files`` (name → content) and their manifest into ``directory``, atomically per file.
+
+    Returns the manifest that was written.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "files": {
+            name: {"sha256": sha256_bytes(data), "bytes": len(data)} for name, data in files.items()
+        },
+        **metadata,
+    }
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for name, data in [*files.items(), (MANIFEST, json_bytes(manifest))]:
+            staged.append((_stage(directory, data), directory / name))
+        for temporary, final in staged:
+            os.replace(temporary, final)
+    finally:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+    return manifest
+
+
+def _stage(directory: Path, data: bytes) -> Path:
+    """Write ``data`` to a durable temporary file in ``directory`` and return its path."""
+    descriptor, name = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(name, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    """Read ``directory/manifest.json``.
+
+    Raises
+    ------
+    ArtifactError
+        The manifest is missing or is not a manifest of this tool.
+    """
+    path = Path(directory) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"no {MANIFEST} in {directory}: run `make train` first") from None
+    except (OSError, ValueError) as error:
+        raise ArtifactError(f"{path} cannot be read: {error}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise ArtifactError(f"{path} is not an mlops-lr manifest ({MANIFEST_FORMAT})")
+    return manifest
+
+
+def read_verified(directory: str | Path, name: str) -> bytes:
+    """Read ``directory/name`` and check its SHA-256 against the manifest.
+
+    Raises
+    ------
+    ArtifactError
+        The file is missing, not in the manifest, or its content differs from what was written.
+    """
+    directory = Path(directory)
+    entry = read_manifest(directory)["files"].get(name)
+    if entry is None:
+        raise ArtifactError(f"{name} is not listed in {directory / MANIFEST}")
+    try:
+        data = (directory / name).read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(f"{directory / name} is missing: run `make train` again") from None
+    if sha256_bytes(data) != entry["sha256"]:
+        raise ArtifactError(
+            f"{directory / name} does not match its sha256 in {MANIFEST}: the file was modified "
+            "or corrupted; refusing to load it (run `make train` again)"
+        )
+    return data
+
+
+def load_verified_joblib(directory: str | Path, name: str) -> Any:
+    """Unpickle ``directory/name`` with joblib, only after its digest has been verified."""
+    return joblib.load(io.BytesIO(read_verified(directory, name)))

@@ -1,0 +1,41 @@
+"""The command line: ``python -m mlops_lr [stage=…] [group=option] [key=value …]``.
+
+The only module that knows Hydra's entry point. It validates the composed config, dispatches on
+``stage`` and turns the errors a user can fix into one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from mlops_lr.config import Stage, register_configs, to_config
+from mlops_lr.exceptions import MlopsLrError
+from mlops_lr.stages import train
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "conf"
+STAGES = {Stage.train: train.run}
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
+def _run(cfg: DictConfig) -> None:
+    try:
+        config = to_config(cfg)
+        STAGES[config.stage](config)
+    except MlopsLrError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
+
+
+def main() -> None:
+    """Entry point of ``python -m mlops_lr`` and the ``mlops-lr`` script."""
+    # conf/paths/default.yaml puts artifacts under ${oc.env:PROJECT_ROOT}: the checkout root
+    # unless the caller says otherwise (the Docker image, a test).
+    os.environ.setdefault("PROJECT_ROOT", str(PROJECT_ROOT))
+    register_configs()
+    _run()

@@ -1,0 +1,221 @@
+"""Loading, validating, fingerprinting and splitting tabular regression data.
+
+Every loader returns a :class:`Dataset` of finite float64 arrays, or raises a
+:class:`~mlops_lr.exceptions.DataError` whose message names the file, column and line at fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.datasets import fetch_california_housing, get_data_home, load_diabetes
+from sklearn.model_selection import train_test_split
+
+from mlops_lr.config import (
+    CaliforniaDatasetConfig,
+    DatasetConfig,
+    DiabetesDatasetConfig,
+    TableDatasetConfig,
+)
+from mlops_lr.exceptions import DataError
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv", ".txt")
+# Fewer test rows make R² undefined; fewer training rows make the fit meaningless.
+MIN_SPLIT_ROWS = 2
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features ``X`` (n_rows, n_features), target ``y`` (n_rows,) and their names."""
+
+    X: np.ndarray
+    y: np.ndarray
+    feature_names: tuple[str, ...]
+    target_name: str
+    name: str
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X.shape[1])
+
+
+@dataclass(frozen=True)
+class Split:
+    """A train/test split of a :class:`Dataset`."""
+
+    X_train: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+
+
+def load_dataset(config: DatasetConfig) -> Dataset:
+    """Load the dataset that ``config`` describes."""
+    if isinstance(config, CaliforniaDatasetConfig):
+        return load_california(config.data_home, config.download_if_missing)
+    if isinstance(config, DiabetesDatasetConfig):
+        bunch = load_diabetes(as_frame=True)
+        return _from_frame(bunch.frame, "target", None, source="diabetes", first_line=None)
+    if isinstance(config, TableDatasetConfig):
+        return load_table(config.path, config.target, config.features)
+    raise TypeError(f"no loader for {type(config).__name__}")
+
+
+def load_california(data_home: str | None = None, download_if_missing: bool = True) -> Dataset:
+    """Load California Housing from scikit-learn's data home (``$SCIKIT_LEARN_DATA``).
+
+    Raises
+    ------
+    DataError
+        The data is not in the data home and cannot (or may not) be downloaded.
+    """
+    try:
+        bunch = fetch_california_housing(
+            data_home=data_home, download_if_missing=download_if_missing, as_frame=True
+        )
+    except OSError as error:  # not cached and download disabled, or the download failed
+        home = get_data_home(data_home)
+        why = f"could not be downloaded ({error})" if download_if_missing else "downloads are off"
+        raise DataError(
+            f"California Housing is not in the scikit-learn data home {home} and {why}: "
+            "set SCIKIT_LEARN_DATA to a data home that holds it, or use dataset=diabetes"
+        ) from None
+    return _from_frame(bunch.frame, "MedHouseVal", None, source="california", first_line=None)
+
+
+def load_table(path: str | Path, target: str, features: list[str] | None = None) -> Dataset:
+    """Load a CSV or Parquet file with a header row.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.csv``/``.txt`` (comma separated, UTF-8, a byte-order mark is fine) or
+        ``.parquet``/``.pq``.
+    target : str
+        Name of the column to predict.
+    features : list of str, optional
+        Feature columns, matched by name in any order; default: every column but ``target``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"dataset file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in PARQUET_SUFFIXES + CSV_SUFFIXES:
+        raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
+    first_line = None if suffix in PARQUET_SUFFIXES else 2
+    try:
+        if first_line is None:
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(
+                path, encoding="utf-8-sig", low_memory=False, float_precision="round_trip"
+            )
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
+        lines = str(error).strip().splitlines()
+        raise DataError(f"{path}: cannot be read: {lines[0] if lines else error!r}") from None
+    return _from_frame(frame, target, features, source=str(path), first_line=first_line)
+
+
+def _from_frame(
+    frame: pd.DataFrame,
+    target: str,
+    features: list[str] | None,
+    source: str,
+    first_line: int | None,
+) -> Dataset:
+    """Validate a frame and turn it into a :class:`Dataset` named after ``source``.
+
+    ``first_line`` is the file line of the first data row (2 for a CSV with a header), used to
+    point at bad values; ``None`` reports 1-based row numbers instead.
+    """
+    columns = [str(column) for column in frame.columns]
+    frame = frame.set_axis(columns, axis=1)
+    if not columns:
+        raise DataError(f"{source}: no columns")
+    if target not in columns:
+        raise DataError(f"{source}: target column {target!r} not found; columns: {columns}")
+    if features is None:
+        features = [column for column in columns if column != target]
+    missing = [name for name in features if name not in columns]
+    if missing:
+        raise DataError(f"{source}: feature column(s) {missing} not found; columns: {columns}")
+    if not features:
+        raise DataError(f"{source}: no feature columns besides the target {target!r}")
+    if len(frame) == 0:
+        raise DataError(f"{source}: no data rows")
+
+    def where(row: int) -> str:
+        return f"line {row + first_line}" if first_line is not None else f"row {row + 1}"
+
+    X = np.column_stack([_numeric_column(frame[c], c, source, where) for c in features])
+    return Dataset(
+        X=np.ascontiguousarray(X, dtype=np.float64),
+        y=_numeric_column(frame[target], target, source, where),
+        feature_names=tuple(features),
+        target_name=target,
+        name=source,
+    )
+
+
+def _numeric_column(column: pd.Series, name: str, source: str, where) -> np.ndarray:
+    """Return ``column`` as finite float64 values, or raise naming the first bad value."""
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        coerced = pd.to_numeric(column, errors="coerce")
+        bad = coerced.isna() & column.notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"{source}: column {name!r} is not numeric: {column.iloc[row]!r} on {where(row)}"
+            )
+        column = coerced
+    values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = np.isfinite(values)
+    if not finite.all():
+        bad_rows = np.flatnonzero(~finite)
+        raise DataError(
+            f"{source}: column {name!r} has {bad_rows.size} missing or infinite value(s), "
+            f"first on {where(int(bad_rows[0]))}"
+        )
+    return values
+
+
+def fingerprint(dataset: Dataset) -> str:
+    """SHA-256 of the data's content (values and names), independent of where it came from."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join([*dataset.feature_names, dataset.target_name]).encode())
+    digest.update(str(dataset.X.shape).encode())
+    digest.update(np.ascontiguousarray(dataset.X, dtype="<f8").tobytes())
+    digest.update(np.ascontiguousarray(dataset.y, dtype="<f8").tobytes())
+    return digest.hexdigest()
+
+
+def split_dataset(dataset: Dataset, test_size: float, random_state: int) -> Split:
+    """Shuffle and split with scikit-learn's ``train_test_split``.
+
+    Raises
+    ------
+    DataError
+        Either side of the split would have fewer than two rows.
+    """
+    n_test = int(np.ceil(test_size * dataset.n_rows))
+    n_train = dataset.n_rows - n_test
+    if min(n_train, n_test) < MIN_SPLIT_ROWS:
+        raise DataError(
+            f"{dataset.name}: too few rows ({dataset.n_rows}) for test_size={test_size}: "
+            f"train and test need at least {MIN_SPLIT_ROWS} rows each"
+        )
+    X_train, X_test, y_train, y_test = train_test_split(
+        dataset.X, dataset.y, test_size=test_size, random_state=random_state
+    )
+    return Split(X_train, X_test, y_train, y_test)

@@ -1,0 +1,28 @@
+"""Errors that the command line turns into one clear line and an exit code.
+
+Anything else that escapes is a bug and keeps its traceback.
+"""
+
+
+class MlopsLrError(Exception):
+    """Base class of the errors a user can cause and fix."""
+
+    exit_code = 1
+
+
+class ConfigError(MlopsLrError, ValueError):
+    """A configuration value is impossible (out of range, unknown choice, missing)."""
+
+    exit_code = 2
+
+
+class DataError(MlopsLrError, ValueError):
+    """The input data cannot be used: unreadable, empty, non-numeric, NaN, missing columns."""
+
+    exit_code = 3
+
+
+class ArtifactError(MlopsLrError):
+    """A saved artifact is missing, modified or incompatible."""
+
+    exit_code = 4

@@ -1,0 +1,32 @@
+"""Stage ``train``: load → validate → split → fit → evaluate → save."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops_lr import training
+from mlops_lr.config import Config
+
+
+def run(config: Config) -> dict[str, Any]:
+    """Train the configured model, save its artifacts and print the scores.
+
+    Returns the metrics written to ``metrics.json``.
+    """
+    trained = training.fit_and_evaluate(config)
+    training.save(trained, config, config.paths.artifacts_dir)
+    metrics = trained.metrics
+    dataset = trained.dataset
+    print(
+        f"Dataset: {dataset.name} ({dataset.n_rows} rows, {dataset.n_features} features; "
+        f"train {metrics['n_train']}, test {metrics['n_test']})"
+    )
+    print(f"Model: {trained.model!r}")
+    print(
+        f"Test: R² {metrics['r2']:.6f}  MSE {metrics['mse']:.6f}  RMSE {metrics['rmse']:.6f}  "
+        f"MAE {metrics['mae']:.6f}  (train R² {metrics['train_r2']:.6f})"
+    )
+    print(f"Artifacts: {config.paths.artifacts_dir}/{{{training.MODEL_FILE}, metrics.json}}")
+    print(f"R² Score: {metrics['r2']:.4f}")
+    print(f"MSE Loss: {metrics['mse']:.4f}")
+    return metrics

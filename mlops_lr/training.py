@@ -1,0 +1,112 @@
+"""Fit, evaluate, save and load the float model: what every stage that needs one shares."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sklearn
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from sklearn.base import BaseEstimator, RegressorMixin, is_regressor
+
+from mlops_lr import artifacts
+from mlops_lr.config import Config, LinearRegressionConfig
+from mlops_lr.data import Dataset, Split, fingerprint, load_dataset, split_dataset
+from mlops_lr.exceptions import ConfigError
+from mlops_lr.metrics import regression_metrics
+
+MODEL_FILE = "model.joblib"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A fitted model with the data it was fitted and evaluated on."""
+
+    model: RegressorMixin
+    dataset: Dataset
+    split: Split
+    metrics: dict[str, Any]
+
+
+def build_model(config: LinearRegressionConfig) -> RegressorMixin:
+    """Instantiate the estimator that ``config._target_`` names.
+
+    Raises
+    ------
+    ConfigError
+        The target cannot be imported or built, or is not a scikit-learn regressor.
+    """
+    try:
+        model = instantiate(config)
+    except InstantiationException as error:
+        reason = " ".join(str(error).split())
+        raise ConfigError(f"model._target_={config._target_!r} cannot be built: {reason}") from None
+    if not (isinstance(model, BaseEstimator) and is_regressor(model)):
+        raise ConfigError(f"model._target_={config._target_!r} is not a scikit-learn regressor")
+    return model
+
+
+def fit_and_evaluate(config: Config) -> TrainedModel:
+    """Load the configured data, split it, fit the model and score it on both splits."""
+    dataset = load_dataset(config.dataset)
+    split = split_dataset(dataset, config.dataset.test_size, config.dataset.random_state)
+    model = build_model(config.model).fit(split.X_train, split.y_train)
+    test = regression_metrics(split.y_test, model.predict(split.X_test))
+    metrics = {
+        **test,
+        "train_r2": regression_metrics(split.y_train, model.predict(split.X_train))["r2"],
+        "n_train": int(split.X_train.shape[0]),
+        "n_test": int(split.X_test.shape[0]),
+        "dataset": dataset.name,
+        "feature_names": list(dataset.feature_names),
+        "target_name": dataset.target_name,
+        "coef": np.asarray(model.coef_, dtype=float).tolist(),
+        "intercept": float(model.intercept_),
+        "created_at": utc_now(),
+        "versions": {
+            "python": platform.python_version(),
+            "sklearn": sklearn.__version__,
+            "numpy": np.__version__,
+        },
+    }
+    return TrainedModel(model=model, dataset=dataset, split=split, metrics=metrics)
+
+
+def training_key(config: Config) -> dict[str, Any]:
+    """The part of the config that determines the fitted model (dataset and model groups)."""
+    return {
+        "dataset": OmegaConf.to_container(OmegaConf.structured(config.dataset)),
+        "model": OmegaConf.to_container(OmegaConf.structured(config.model)),
+    }
+
+
+def save(trained: TrainedModel, config: Config, directory: str | Path) -> dict[str, Any]:
+    """Write ``model.joblib``, ``metrics.json`` and their manifest into ``directory``."""
+    files = {
+        MODEL_FILE: artifacts.joblib_bytes(trained.model),
+        METRICS_FILE: artifacts.json_bytes(trained.metrics),
+    }
+    metadata = {
+        "created_at": trained.metrics["created_at"],
+        "data_fingerprint": fingerprint(trained.dataset),
+        "training": training_key(config),
+        "config": OmegaConf.to_container(OmegaConf.structured(config), enum_to_str=True),
+    }
+    return artifacts.write_artifacts(directory, files, metadata)
+
+
+def load(directory: str | Path) -> RegressorMixin:
+    """Load ``model.joblib`` from ``directory`` after verifying its sha256 against the manifest."""
+    return artifacts.load_verified_joblib(directory, MODEL_FILE)
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

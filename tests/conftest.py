@@ -1,0 +1,72 @@
+"""Shared fixtures: composed configs (as Hydra composes them), the real data, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from mlops_lr.config import Config, register_configs, to_config
+from mlops_lr.data import Dataset, load_california
+from mlops_lr.exceptions import DataError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "conf"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _registered_schemas() -> None:
+    register_configs()
+
+
+@pytest.fixture
+def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """Compose ``conf/config.yaml`` with overrides; artifacts go to ``tmp_path``."""
+
+    def _compose(*overrides: str) -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose(
+                "config",
+                overrides=[f"paths.artifacts_dir={tmp_path / 'artifacts'}", *overrides],
+            )
+
+    return _compose
+
+
+@pytest.fixture
+def make_config(compose_cfg: Callable[..., DictConfig]) -> Callable[..., Config]:
+    """Compose and validate: the typed :class:`Config` a stage receives."""
+    return lambda *overrides: to_config(compose_cfg(*overrides))
+
+
+@pytest.fixture(scope="session")
+def california() -> Dataset:
+    """California Housing from ``$SCIKIT_LEARN_DATA``; a missing data set fails, never skips."""
+    try:
+        return load_california(download_if_missing=os.environ.get("CI") != "true")
+    except DataError as error:
+        pytest.fail(f"the real data is required: {error}")
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``python -m mlops_lr`` with overrides; Hydra's and our outputs go to ``tmp_path``."""
+
+    def _run(*overrides: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "mlops_lr",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+            f"paths.artifacts_dir={tmp_path / 'artifacts'}",
+            *overrides,
+        ]
+        return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, check=False)
+
+    return _run

@@ -1,0 +1,81 @@
+"""The command line end to end: exit codes, one-line errors, no artifacts from a failed run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+BAD_INPUTS = {
+    "nan.csv": ("a,b,y\n1,2,3\n4,5,6\n7,,9\n", "column 'b' has 1 missing or infinite value(s)"),
+    "text.csv": ("a,b,y\n1,2,3\n4,x,6\n7,8,9\n", "column 'b' is not numeric: 'x' on line 3"),
+    "no_target.csv": ("a,b,c\n1,2,3\n4,5,6\n", "target column 'y' not found"),
+    "empty.csv": ("", "the file is empty"),
+}
+
+
+def assert_one_line_error(result, expected: str, exit_code: int) -> None:
+    assert result.returncode == exit_code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_train_on_california_prints_the_assignment_lines(run_cli, tmp_path: Path) -> None:
+    result = run_cli()
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-2:] == ["R² Score: 0.5758", "MSE Loss: 0.5559"]
+    assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == [
+        "manifest.json",
+        "metrics.json",
+        "model.joblib",
+    ]
+    assert (tmp_path / "hydra" / "mlops_lr.log").exists()
+
+
+def test_diabetes_needs_no_download(run_cli, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "empty-data-home"))
+    result = run_cli("dataset=diabetes", "dataset.random_state=0")
+    assert result.returncode == 0, result.stderr
+    assert "Dataset: diabetes (442 rows, 10 features; train 353, test 89)" in result.stdout
+    assert (tmp_path / "artifacts" / "model.joblib").exists()
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_csv_gives_one_line_and_no_artifacts(run_cli, tmp_path: Path, name: str) -> None:
+    content, expected = BAD_INPUTS[name]
+    (tmp_path / name).write_text(content)
+    result = run_cli("dataset=csv", f"dataset.path={tmp_path / name}", "dataset.target=y")
+    assert_one_line_error(result, expected, exit_code=3)
+    assert not (tmp_path / "artifacts").exists()
+
+
+def test_impossible_config_gives_one_line_and_no_artifacts(run_cli, tmp_path: Path) -> None:
+    result = run_cli("dataset.test_size=1.5")
+    assert_one_line_error(result, "dataset.test_size=1.5 is not allowed", exit_code=2)
+    assert not (tmp_path / "artifacts").exists()
+
+
+def test_missing_data_home_gives_one_line(run_cli, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "empty-data-home"))
+    result = run_cli("dataset.download_if_missing=false")
+    assert_one_line_error(result, "California Housing is not in the scikit-learn data home", 3)
+
+
+def test_failed_run_keeps_the_previous_model(run_cli, tmp_path: Path) -> None:
+    assert run_cli("dataset=diabetes").returncode == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "artifacts").iterdir()}
+    (tmp_path / "bad.csv").write_text("a,y\n1,2\n,3\n4,5\n")
+    result = run_cli("dataset=csv", f"dataset.path={tmp_path / 'bad.csv'}", "dataset.target=y")
+    assert result.returncode == 3
+    assert {p.name: p.read_bytes() for p in (tmp_path / "artifacts").iterdir()} == before
+
+
+def test_help_lists_the_stages_and_groups(run_cli) -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert "Stages (stage=...): train" in result.stdout
+    assert "dataset: california, csv, diabetes" in result.stdout

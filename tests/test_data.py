@@ -1,0 +1,139 @@
+"""Loading and validating data: the real California set, CSV/Parquet files, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression
+
+from mlops_lr.data import Dataset, fingerprint, load_table, split_dataset
+from mlops_lr.exceptions import DataError
+
+CALIFORNIA_FEATURES = (
+    "MedInc",
+    "HouseAge",
+    "AveRooms",
+    "AveBedrms",
+    "Population",
+    "AveOccup",
+    "Latitude",
+    "Longitude",
+)
+
+
+def california_frame(dataset: Dataset) -> pd.DataFrame:
+    frame = pd.DataFrame(dataset.X, columns=list(dataset.feature_names))
+    frame[dataset.target_name] = dataset.y
+    return frame
+
+
+def test_california_shape_names_and_target_range(california: Dataset) -> None:
+    assert california.X.shape == (20640, 8)
+    assert california.y.shape == (20640,)
+    assert california.feature_names == CALIFORNIA_FEATURES
+    assert california.target_name == "MedHouseVal"
+    # Median house values are in $100,000 and capped by the census at 5.00001.
+    assert 0.14 < california.y.min() < 0.15
+    assert california.y.max() == pytest.approx(5.00001)
+    assert np.isfinite(california.X).all()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_file_round_trip_with_shuffled_columns_gives_the_same_model(
+    california: Dataset, tmp_path: Path, suffix: str
+) -> None:
+    frame = california_frame(california)
+    shuffled = frame[list(np.random.default_rng(0).permutation(frame.columns))]
+    assert list(shuffled.columns) != list(frame.columns)
+    path = tmp_path / f"houses{suffix}"
+    if suffix == ".csv":
+        shuffled.to_csv(path, index=False, float_format="%.17g")
+    else:
+        shuffled.to_parquet(path, index=False)
+
+    loaded = load_table(path, "MedHouseVal", list(CALIFORNIA_FEATURES))
+
+    assert loaded.feature_names == CALIFORNIA_FEATURES
+    np.testing.assert_array_equal(loaded.X, california.X)
+    np.testing.assert_array_equal(loaded.y, california.y)
+    assert fingerprint(loaded) == fingerprint(california)
+    original = split_dataset(california, 0.2, 42)
+    again = split_dataset(loaded, 0.2, 42)
+    a = LinearRegression().fit(original.X_train, original.y_train)
+    b = LinearRegression().fit(again.X_train, again.y_train)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    assert a.intercept_ == b.intercept_
+
+
+def test_features_default_to_every_column_but_the_target(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeffa,y,b\n1,2,3\n4,5,6\n".encode())  # a UTF-8 byte-order mark
+    loaded = load_table(path, "y")
+    assert loaded.feature_names == ("a", "b")
+    np.testing.assert_array_equal(loaded.X, [[1.0, 3.0], [4.0, 6.0]])
+    np.testing.assert_array_equal(loaded.y, [2.0, 5.0])
+
+
+def test_fingerprint_changes_with_any_value(california: Dataset) -> None:
+    y = california.y.copy()
+    y[-1] += 1e-9
+    changed = Dataset(california.X, y, california.feature_names, "MedHouseVal", "x")
+    assert fingerprint(changed) != fingerprint(california)
+
+
+BAD_CSVS = {
+    "nan": (
+        "a,b,y\n1,2,3\n4,,6\n",
+        "column 'b' has 1 missing or infinite value(s), first on line 3",
+    ),
+    "inf": ("a,b,y\n1,2,3\n4,inf,6\n", "column 'b' has 1 missing or infinite value(s)"),
+    "text": ("a,b,y\n1,2,3\n4,five,6\n", "column 'b' is not numeric: 'five' on line 3"),
+    "no_target": ("a,b,c\n1,2,3\n", "target column 'y' not found"),
+    "empty": ("", "the file is empty"),
+    "header_only": ("a,b,y\n", "no data rows"),
+    "only_target": ("y\n1\n2\n", "no feature columns besides the target"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CSVS))
+def test_bad_csv_is_refused_with_a_message_naming_the_problem(tmp_path: Path, case: str) -> None:
+    content, message = BAD_CSVS[case]
+    path = tmp_path / f"{case}.csv"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_table(path, "y")
+
+
+def test_missing_feature_column_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("a,y\n1,2\n")
+    with pytest.raises(DataError, match=r"feature column\(s\) \['b'\] not found"):
+        load_table(path, "y", ["a", "b"])
+
+
+def test_missing_file_unsupported_type_and_corrupt_parquet(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="dataset file not found"):
+        load_table(tmp_path / "nope.csv", "y")
+    (tmp_path / "data.xlsx").write_text("x")
+    with pytest.raises(DataError, match=r"unsupported file type '\.xlsx'"):
+        load_table(tmp_path / "data.xlsx", "y")
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(DataError, match="cannot be read"):
+        load_table(tmp_path / "broken.parquet", "y")
+
+
+def test_split_needs_two_rows_on_each_side(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.csv"
+    path.write_text("a,y\n1,2\n2,3\n3,5\n")
+    dataset = load_table(path, "y")
+    with pytest.raises(DataError, match=r"too few rows \(3\)"):
+        split_dataset(dataset, 0.2, 42)
+
+
+def test_reference_split_sizes(california: Dataset) -> None:
+    split = split_dataset(california, 0.2, 42)
+    assert split.X_train.shape == (16512, 8)
+    assert split.X_test.shape == (4128, 8)
