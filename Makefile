@@ -10,16 +10,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATASET ?=
+PRESET ?=
+BITS ?=
 ARGS ?=
 PYTEST_ARGS ?=
 HYDRA_ARGS := $(if $(DATASET),dataset=$(DATASET)) $(ARGS)
+QUANT_ARGS := $(if $(PRESET),quantization=$(PRESET)) $(if $(BITS),quantization.bits=$(BITS))
 MLOPS := $(PY) -m mlops_lr
 
-.PHONY: help venv run train test lint format clean
+.PHONY: help venv run train quantize test lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  Variables: DATASET=<california|csv|diabetes>  ARGS=\"key=value ...\"  PYTEST_ARGS=..."
+	@echo "  Variables: DATASET=<california|csv|diabetes>  PRESET=<default|uint8|int8|int16>  BITS=<2..16>"
+	@echo "             ARGS=\"key=value ...\" (any Hydra override)  PYTEST_ARGS=..."
 
 venv: $(STAMP) ## Create .venv/ with the pinned runtime and dev requirements
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -29,10 +33,16 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-run: train ## The main job: the whole pipeline (train, for now)
+run: train ## The main job: train, then quantize with the uint8, int16 and default presets
+	$(MLOPS) stage=quantize quantization=uint8 $(HYDRA_ARGS)
+	$(MLOPS) stage=quantize quantization=int16 $(HYDRA_ARGS)
+	$(MLOPS) stage=quantize quantization=default $(HYDRA_ARGS)
 
 train: $(STAMP) ## Train and evaluate; writes artifacts/{model.joblib,metrics.json,manifest.json}
 	$(MLOPS) stage=train $(HYDRA_ARGS)
+
+quantize: $(STAMP) ## Quantize the trained model (trains first if needed) into artifacts/quantized/<tag>/
+	$(MLOPS) stage=quantize $(QUANT_ARGS) $(HYDRA_ARGS)
 
 test: $(STAMP) ## Run the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -20,9 +20,11 @@ from typing import Any
 import joblib
 
 from mlops_lr.exceptions import ArtifactError
+from mlops_lr.quantize import QuantizedLinearModel
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "mlops-lr/manifest/1"
+QUANTIZED_MODEL = "model.json"
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -132,3 +134,20 @@ def read_verified(directory: str | Path, name: str) -> bytes:
 def load_verified_joblib(directory: str | Path, name: str) -> Any:
     """Unpickle ``directory/name`` with joblib, only after its digest has been verified."""
     return joblib.load(io.BytesIO(read_verified(directory, name)))
+
+
+def load_quantized(directory: str | Path, name: str = QUANTIZED_MODEL) -> QuantizedLinearModel:
+    """Load a quantized model (JSON, no pickle) after verifying its digest.
+
+    Raises
+    ------
+    ArtifactError
+        The file is missing, modified, or not a valid quantized model.
+    """
+    data = read_verified(directory, name)
+    try:
+        return QuantizedLinearModel.from_dict(json.loads(data))
+    except (ValueError, KeyError, TypeError) as error:
+        raise ArtifactError(
+            f"{Path(directory) / name} is not a valid quantized model: {error}"
+        ) from None

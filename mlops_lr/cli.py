@@ -13,13 +13,13 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from mlops_lr.config import Stage, register_configs, to_config
+from mlops_lr.config import register_configs, to_config
 from mlops_lr.exceptions import MlopsLrError
-from mlops_lr.stages import train
+from mlops_lr.stages import quantize, train
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "conf"
-STAGES = {Stage.train: train.run}
+STAGES = {"train": train.run, "quantize": quantize.run}
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")

@@ -6,14 +6,23 @@ when :func:`to_config` turns the composed config into these objects. Nothing her
 except :func:`register_configs`, so the schema is usable without it.
 """
 
+import re
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, ClassVar, List, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from mlops_lr.exceptions import ConfigError
+from mlops_lr.quantize import (
+    GRANULARITIES,
+    INTERCEPT_DTYPES,
+    MAX_BITS,
+    MIN_BITS,
+    ROUNDINGS,
+    SCALES,
+    SCHEMES,
+)
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -22,10 +31,12 @@ def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
 
 
-class Stage(str, Enum):
-    """What ``python -m mlops_lr`` does; names are the command-line values."""
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    _check(value in choices, key, value, "one of " + ", ".join(choices))
 
-    train = "train"
+
+# What `python -m mlops_lr stage=...` can do (mlops_lr.cli maps each to its stages/ module).
+STAGES = ("train", "quantize")
 
 
 @dataclass
@@ -114,6 +125,78 @@ class LinearRegressionConfig:
 
 
 @dataclass
+class QualityConfig:
+    """Verdict thresholds on the test split's mean |Δpred| (target units), best first."""
+
+    excellent: float = 0.005
+    good: float = 0.02
+    fair: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check(
+            0 < self.excellent <= self.good <= self.fair,
+            "quantization.quality",
+            (self.excellent, self.good, self.fair),
+            "0 < excellent <= good <= fair",
+        )
+
+
+@dataclass
+class QuantizationConfig:
+    """Post-training quantization of the coefficients and intercept (see mlops_lr.quantize)."""
+
+    GROUP: ClassVar[str] = "quantization"
+    name: str = MISSING
+    bits: int = 8
+    scheme: str = "symmetric"
+    granularity: str = "per_feature_pow2"
+    rounding: str = "optimal"
+    scale: str = "search"
+    bias_correction: bool = True
+    intercept_dtype: str = "float32"
+    # Search nodes `rounding=optimal` may visit before it gives up with a clear error.
+    max_nodes: int = 1_000_000
+    # Output directory name under <artifacts_dir>/quantized/; null derives it from name and bits.
+    tag: Optional[str] = None
+    quality: QualityConfig = field(default_factory=QualityConfig)
+
+    def __post_init__(self) -> None:
+        group = self.GROUP
+        _check(
+            MIN_BITS <= self.bits <= MAX_BITS,
+            f"{group}.bits",
+            self.bits,
+            f"an integer from {MIN_BITS} to {MAX_BITS}",
+        )
+        _check_choice(f"{group}.scheme", self.scheme, SCHEMES)
+        _check_choice(f"{group}.granularity", self.granularity, GRANULARITIES)
+        _check_choice(f"{group}.rounding", self.rounding, ROUNDINGS)
+        _check_choice(f"{group}.scale", self.scale, SCALES)
+        _check_choice(f"{group}.intercept_dtype", self.intercept_dtype, INTERCEPT_DTYPES)
+        _check(self.max_nodes > 0, f"{group}.max_nodes", self.max_nodes, "a positive integer")
+        if self.tag is not None:
+            _check(
+                bool(self.tag)
+                and all(c.isalnum() or c in "-_." for c in self.tag)
+                and not self.tag.startswith("."),
+                f"{group}.tag",
+                self.tag,
+                "letters, digits, '-', '_' or '.', not starting with '.'",
+            )
+
+    @property
+    def resolved_tag(self) -> str:
+        """``tag`` if set; else ``name`` when it ends in the bit width (``uint8`` at 8 bits),
+        else ``<name>-<bits>bit`` (``default-4bit``)."""
+        if self.tag is not None:
+            return self.tag
+        width = re.search(r"\d+$", self.name)
+        if width is not None and int(width.group()) == self.bits:
+            return self.name
+        return f"{self.name}-{self.bits}bit"
+
+
+@dataclass
 class PathsConfig:
     """Where artifacts go. Relative paths are relative to the working directory."""
 
@@ -125,12 +208,14 @@ class PathsConfig:
 class Config:
     """The whole composed configuration of one run."""
 
-    stage: Stage = Stage.train
+    stage: str = "train"
     dataset: Any = MISSING
     model: Any = MISSING
+    quantization: QuantizationConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
 
     def __post_init__(self) -> None:
+        _check_choice("stage", self.stage, STAGES)
         _check(
             isinstance(self.dataset, DatasetConfig),
             "dataset",
@@ -154,6 +239,7 @@ SCHEMAS = {
         "table": TableDatasetConfig,
     },
     "model": {"linear_regression": LinearRegressionConfig},
+    "quantization": {"quantization": QuantizationConfig},
     "paths": {"paths": PathsConfig},
 }
 
@@ -167,6 +253,11 @@ def register_configs() -> None:
     for group, schemas in SCHEMAS.items():
         for name, node in schemas.items():
             store.store(group=f"schema/{group}", name=name, node=node)
+
+
+def as_dict(node: Any) -> dict[str, Any]:
+    """A config dataclass as plain, JSON-serialisable containers."""
+    return OmegaConf.to_container(OmegaConf.structured(node))
 
 
 def to_config(cfg: DictConfig) -> Config:

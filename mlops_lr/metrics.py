@@ -15,3 +15,12 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
         "rmse": float(np.sqrt(mse)),
         "mae": float(mean_absolute_error(y_true, y_pred)),
     }
+
+
+def prediction_difference(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
+    """Max and mean absolute difference between two models' predictions on the same rows."""
+    difference = np.abs(np.asarray(other, dtype=float) - np.asarray(reference, dtype=float))
+    return {
+        "max_abs_pred_diff": float(difference.max()),
+        "mean_abs_pred_diff": float(difference.mean()),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -12,13 +13,12 @@ import numpy as np
 import sklearn
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from sklearn.base import BaseEstimator, RegressorMixin, is_regressor
 
 from mlops_lr import artifacts
-from mlops_lr.config import Config, LinearRegressionConfig
+from mlops_lr.config import Config, LinearRegressionConfig, as_dict
 from mlops_lr.data import Dataset, Split, fingerprint, load_dataset, split_dataset
-from mlops_lr.exceptions import ConfigError
+from mlops_lr.exceptions import ArtifactError, ConfigError
 from mlops_lr.metrics import regression_metrics
 
 MODEL_FILE = "model.joblib"
@@ -53,10 +53,14 @@ def build_model(config: LinearRegressionConfig) -> RegressorMixin:
     return model
 
 
-def fit_and_evaluate(config: Config) -> TrainedModel:
-    """Load the configured data, split it, fit the model and score it on both splits."""
+def prepare_data(config: Config) -> tuple[Dataset, Split]:
+    """Load the configured dataset and split it as configured."""
     dataset = load_dataset(config.dataset)
-    split = split_dataset(dataset, config.dataset.test_size, config.dataset.random_state)
+    return dataset, split_dataset(dataset, config.dataset.test_size, config.dataset.random_state)
+
+
+def fit_and_evaluate(config: Config, dataset: Dataset, split: Split) -> TrainedModel:
+    """Fit the configured model on the training split and score it on both splits."""
     model = build_model(config.model).fit(split.X_train, split.y_train)
     test = regression_metrics(split.y_test, model.predict(split.X_test))
     metrics = {
@@ -81,10 +85,7 @@ def fit_and_evaluate(config: Config) -> TrainedModel:
 
 def training_key(config: Config) -> dict[str, Any]:
     """The part of the config that determines the fitted model (dataset and model groups)."""
-    return {
-        "dataset": OmegaConf.to_container(OmegaConf.structured(config.dataset)),
-        "model": OmegaConf.to_container(OmegaConf.structured(config.model)),
-    }
+    return {"dataset": as_dict(config.dataset), "model": as_dict(config.model)}
 
 
 def save(trained: TrainedModel, config: Config, directory: str | Path) -> dict[str, Any]:
@@ -97,7 +98,7 @@ def save(trained: TrainedModel, config: Config, directory: str | Path) -> dict[s
         "created_at": trained.metrics["created_at"],
         "data_fingerprint": fingerprint(trained.dataset),
         "training": training_key(config),
-        "config": OmegaConf.to_container(OmegaConf.structured(config), enum_to_str=True),
+        "config": as_dict(config),
     }
     return artifacts.write_artifacts(directory, files, metadata)
 
@@ -105,6 +106,45 @@ def save(trained: TrainedModel, config: Config, directory: str | Path) -> dict[s
 def load(directory: str | Path) -> RegressorMixin:
     """Load ``model.joblib`` from ``directory`` after verifying its sha256 against the manifest."""
     return artifacts.load_verified_joblib(directory, MODEL_FILE)
+
+
+def load_or_train(
+    config: Config, dataset: Dataset, split: Split
+) -> tuple[TrainedModel, str | None]:
+    """The saved model if it was trained on this config and data, else a newly trained one.
+
+    Returns the model and, when it had to be trained (and saved), the reason why; ``None``
+    means the saved model was reused.
+
+    Raises
+    ------
+    ArtifactError
+        The saved model matches the config but its file was modified: it is never overwritten
+        silently.
+    """
+    directory = Path(config.paths.artifacts_dir)
+    reason = _stale_reason(directory, config, dataset)
+    if reason is None:
+        metrics = json.loads(artifacts.read_verified(directory, METRICS_FILE))
+        return TrainedModel(load(directory), dataset, split, metrics), None
+    trained = fit_and_evaluate(config, dataset, split)
+    save(trained, config, directory)
+    return trained, reason
+
+
+def _stale_reason(directory: Path, config: Config, dataset: Dataset) -> str | None:
+    """Why the model in ``directory`` cannot be reused for ``config`` and ``dataset``, if so."""
+    try:
+        manifest = artifacts.read_manifest(directory)
+    except ArtifactError:
+        return f"no trained model in {directory}"
+    if MODEL_FILE not in manifest.get("files", {}):
+        return f"no trained model in {directory}"
+    if manifest.get("training") != training_key(config):
+        return "the saved model was trained with another dataset or model config"
+    if manifest.get("data_fingerprint") != fingerprint(dataset):
+        return "the saved model was trained on different data"
+    return None
 
 
 def utc_now() -> str:

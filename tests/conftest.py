@@ -70,3 +70,16 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, check=False)
 
     return _run
+
+
+def assert_one_line_error(
+    result: subprocess.CompletedProcess[str], expected: str, exit_code: int
+) -> None:
+    """The CLI failed with ``exit_code`` and exactly one ``error: …`` line containing
+    ``expected``, and no traceback."""
+    assert result.returncode == exit_code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout

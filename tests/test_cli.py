@@ -6,21 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import assert_one_line_error
+
 BAD_INPUTS = {
     "nan.csv": ("a,b,y\n1,2,3\n4,5,6\n7,,9\n", "column 'b' has 1 missing or infinite value(s)"),
     "text.csv": ("a,b,y\n1,2,3\n4,x,6\n7,8,9\n", "column 'b' is not numeric: 'x' on line 3"),
     "no_target.csv": ("a,b,c\n1,2,3\n4,5,6\n", "target column 'y' not found"),
     "empty.csv": ("", "the file is empty"),
 }
-
-
-def assert_one_line_error(result, expected: str, exit_code: int) -> None:
-    assert result.returncode == exit_code, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert expected in lines[0]
-    assert "Traceback" not in result.stderr + result.stdout
 
 
 def test_train_on_california_prints_the_assignment_lines(run_cli, tmp_path: Path) -> None:
@@ -77,5 +70,5 @@ def test_failed_run_keeps_the_previous_model(run_cli, tmp_path: Path) -> None:
 def test_help_lists_the_stages_and_groups(run_cli) -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    assert "Stages (stage=...): train" in result.stdout
+    assert "Stages (stage=...): train, quantize" in result.stdout
     assert "dataset: california, csv, diabetes" in result.stdout

@@ -12,7 +12,6 @@ from mlops_lr.config import (
     Config,
     DiabetesDatasetConfig,
     LinearRegressionConfig,
-    Stage,
     TableDatasetConfig,
 )
 from mlops_lr.exceptions import ConfigError
@@ -36,7 +35,7 @@ OPTIONS = sorted(
 def test_defaults(make_config, tmp_path: Path) -> None:
     config = make_config()
     assert isinstance(config, Config)
-    assert config.stage is Stage.train
+    assert config.stage == "train"
     assert isinstance(config.dataset, CaliforniaDatasetConfig)
     assert (config.dataset.test_size, config.dataset.random_state) == (0.2, 42)
     assert config.model._target_ == "sklearn.linear_model.LinearRegression"
@@ -93,9 +92,65 @@ def test_impossible_values_are_refused_naming_the_key(make_config, overrides, ke
 def test_unknown_options_and_wrong_types_fail_while_composing(compose_cfg) -> None:
     with pytest.raises(MissingConfigException, match="dataset/nope"):
         compose_cfg("dataset=nope")
-    with pytest.raises(ConfigCompositionException, match="stage"):
-        compose_cfg("stage=nope")
     with pytest.raises(ConfigCompositionException, match="test_size"):
         compose_cfg("dataset.test_size=abc")
     with pytest.raises(ConfigCompositionException, match="unknown_key"):
         compose_cfg("dataset.unknown_key=1")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "tag", "expected"),
+    [
+        ([], "default-8bit", {"scheme": "symmetric", "rounding": "optimal"}),
+        (["quantization.bits=4"], "default-4bit", {"bits": 4}),
+        (["quantization=uint8"], "uint8", {"scheme": "asymmetric", "granularity": "per_tensor"}),
+        (["quantization=uint8", "quantization.bits=4"], "uint8-4bit", {"bits": 4}),
+        (["quantization=int8"], "int8", {"scheme": "symmetric", "rounding": "nearest"}),
+        (["quantization=int16"], "int16", {"bits": 16, "scale": "minmax"}),
+        (["quantization.tag=mine"], "mine", {}),
+    ],
+)
+def test_quantization_presets_and_tags(make_config, overrides, tag: str, expected) -> None:
+    quantization = make_config(*overrides).quantization
+    assert quantization.resolved_tag == tag
+    for key, value in expected.items():
+        assert getattr(quantization, key) == value
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "quantization.bits=1",
+        "quantization.bits=17",
+        "quantization.rounding=stochastic",
+        "quantization.granularity=per_row",
+        "quantization.scale=auto",
+        "quantization.intercept_dtype=int8",
+        "quantization.max_nodes=0",
+        "quantization.tag=../escape",
+        "quantization.quality.good=0.001",
+        "stage=deploy",
+    ],
+)
+def test_impossible_quantization_values_are_refused(make_config, override: str) -> None:
+    key = override.split("=")[0]
+    if key.startswith("quantization.quality."):
+        key = "quantization.quality"  # the thresholds are checked together
+    with pytest.raises(ConfigError, match=f"^{key}"):
+        make_config(override)
+
+
+def test_default_preset_estimator_and_core_agree(make_config) -> None:
+    """conf/quantization/default.yaml, QuantizedLinearRegression() and default_spec() are one
+    setting written three times (YAML, a scikit-learn signature, the core); keep them equal."""
+    import dataclasses
+
+    from mlops_lr import QuantizedLinearRegression
+    from mlops_lr.quantize import default_spec
+
+    preset = make_config().quantization
+    estimator = QuantizedLinearRegression().get_params()
+    for field in dataclasses.fields(default_spec()):
+        core = getattr(default_spec(), field.name)
+        assert getattr(preset, field.name) == core, field.name
+        assert estimator[field.name] == core, field.name

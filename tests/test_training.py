@@ -34,7 +34,7 @@ def trained_reference(california: Dataset):
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         config = to_config(compose("config", overrides=["paths.artifacts_dir=unused"]))
-    return config, training.fit_and_evaluate(config)
+    return config, training.fit_and_evaluate(config, *training.prepare_data(config))
 
 
 def test_reference_numbers_to_six_decimals(trained_reference) -> None:

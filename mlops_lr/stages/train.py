@@ -13,10 +13,10 @@ def run(config: Config) -> dict[str, Any]:
 
     Returns the metrics written to ``metrics.json``.
     """
-    trained = training.fit_and_evaluate(config)
+    dataset, split = training.prepare_data(config)
+    trained = training.fit_and_evaluate(config, dataset, split)
     training.save(trained, config, config.paths.artifacts_dir)
     metrics = trained.metrics
-    dataset = trained.dataset
     print(
         f"Dataset: {dataset.name} ({dataset.n_rows} rows, {dataset.n_features} features; "
         f"train {metrics['n_train']}, test {metrics['n_test']})"
