@@ -12,24 +12,28 @@ STAMP := $(VENV)/.installed
 DATASET ?=
 PRESET ?=
 BITS ?=
+MODEL ?=
+BASE_IMAGE ?= python:3.11-slim
+IMAGE ?= mlops-lr
 ARGS ?=
 PYTEST_ARGS ?=
 HYDRA_ARGS := $(if $(DATASET),dataset=$(DATASET)) $(ARGS)
 QUANT_ARGS := $(if $(PRESET),quantization=$(PRESET)) $(if $(BITS),quantization.bits=$(BITS))
 MLOPS := $(PY) -m mlops_lr
 
-.PHONY: help venv run train quantize test lint format clean
+.PHONY: help venv run train quantize predict docker-build docker-test test lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Variables: DATASET=<california|csv|diabetes>  PRESET=<default|uint8|int8|int16>  BITS=<2..16>"
+	@echo "             MODEL=<float|tag>  BASE_IMAGE=<image>  IMAGE=<tag>"
 	@echo "             ARGS=\"key=value ...\" (any Hydra override)  PYTEST_ARGS=..."
 
-venv: $(STAMP) ## Create .venv/ with the pinned runtime and dev requirements
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+venv: $(STAMP) ## Create .venv/ with the pinned runtime, Parquet and dev requirements
+$(STAMP): requirements.txt requirements-parquet.txt requirements-dev.txt pyproject.toml
 	$(PYTHON_SYSTEM) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-parquet.txt -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
@@ -43,6 +47,18 @@ train: $(STAMP) ## Train and evaluate; writes artifacts/{model.joblib,metrics.js
 
 quantize: $(STAMP) ## Quantize the trained model (trains first if needed) into artifacts/quantized/<tag>/
 	$(MLOPS) stage=quantize $(QUANT_ARGS) $(HYDRA_ARGS)
+
+predict: $(STAMP) ## Sample predictions of the saved model (MODEL=float|<quantized tag>)
+	$(MLOPS) stage=predict $(if $(MODEL),predict.model=$(MODEL)) $(HYDRA_ARGS)
+
+docker-build: ## Build the image (BASE_IMAGE=…, IMAGE=…), baking in artifacts/ when present
+	mkdir -p artifacts
+	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) .
+
+docker-test: $(STAMP) ## Train+quantize, build, check the container against the host, print its size
+	$(MLOPS) stage=quantize quantization=default $(HYDRA_ARGS)
+	$(MAKE) --no-print-directory docker-build
+	$(PY) docker/check_image.py --image $(IMAGE)
 
 test: $(STAMP) ## Run the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

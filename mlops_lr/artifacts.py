@@ -8,14 +8,15 @@ they were; loaders check digests against the manifest before they trust (or unpi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import joblib
 
@@ -147,7 +148,25 @@ def load_quantized(directory: str | Path, name: str = QUANTIZED_MODEL) -> Quanti
     data = read_verified(directory, name)
     try:
         return QuantizedLinearModel.from_dict(json.loads(data))
-    except (ValueError, KeyError, TypeError) as error:
+    except Exception as error:  # any malformed document is a bad artifact, never a crash
         raise ArtifactError(
             f"{Path(directory) / name} is not a valid quantized model: {error}"
         ) from None
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[TextIO]:
+    """Open ``path`` for writing text through a temporary file in the same directory.
+
+    The file appears under its name only if the ``with`` block finishes; on any error the
+    temporary is removed and an existing ``path`` is left as it was.
+    """
+    path = Path(path)
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        os.chmod(name, 0o644)
+        os.replace(name, path)
+    finally:
+        Path(name).unlink(missing_ok=True)

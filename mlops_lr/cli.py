@@ -15,11 +15,11 @@ from omegaconf import DictConfig
 
 from mlops_lr.config import register_configs, to_config
 from mlops_lr.exceptions import MlopsLrError
-from mlops_lr.stages import quantize, train
+from mlops_lr.stages import predict, quantize, train
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "conf"
-STAGES = {"train": train.run, "quantize": quantize.run}
+STAGES = {"train": train.run, "quantize": quantize.run, "predict": predict.run}
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")

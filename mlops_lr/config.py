@@ -35,8 +35,13 @@ def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     _check(value in choices, key, value, "one of " + ", ".join(choices))
 
 
+def _is_name(text: str) -> bool:
+    """A safe directory name: letters, digits, '-', '_', '.'; not starting with '.'."""
+    return bool(re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", text))
+
+
 # What `python -m mlops_lr stage=...` can do (mlops_lr.cli maps each to its stages/ module).
-STAGES = ("train", "quantize")
+STAGES = ("train", "quantize", "predict")
 
 
 @dataclass
@@ -162,6 +167,7 @@ class QuantizationConfig:
 
     def __post_init__(self) -> None:
         group = self.GROUP
+        _check(_is_name(self.name), f"{group}.name", self.name, "a preset name (a safe file name)")
         _check(
             MIN_BITS <= self.bits <= MAX_BITS,
             f"{group}.bits",
@@ -176,9 +182,7 @@ class QuantizationConfig:
         _check(self.max_nodes > 0, f"{group}.max_nodes", self.max_nodes, "a positive integer")
         if self.tag is not None:
             _check(
-                bool(self.tag)
-                and all(c.isalnum() or c in "-_." for c in self.tag)
-                and not self.tag.startswith("."),
+                _is_name(self.tag),
                 f"{group}.tag",
                 self.tag,
                 "letters, digits, '-', '_' or '.', not starting with '.'",
@@ -197,6 +201,33 @@ class QuantizationConfig:
 
 
 @dataclass
+class PredictConfig:
+    """Which saved model predicts, and on what."""
+
+    GROUP: ClassVar[str] = "predict"
+    # "float" (artifacts/model.joblib) or a quantized tag (artifacts/quantized/<tag>/).
+    model: str = "float"
+    # A CSV with a header naming the model's features (any order, extra columns kept);
+    # null: print the model's first test-split predictions (saved with the model).
+    input: Optional[str] = None
+    # Where the input rows plus a `prediction` column go; null: <input stem>.predictions.csv.
+    output: Optional[str] = None
+    # Rows read at a time: memory stays bounded whatever the file size.
+    chunk_size: int = 100_000
+
+    def __post_init__(self) -> None:
+        group = self.GROUP
+        _check(_is_name(self.model), f"{group}.model", self.model, "'float' or a quantized tag")
+        _check(self.chunk_size > 0, f"{group}.chunk_size", self.chunk_size, "a positive integer")
+        _check(
+            self.output is None or self.input is not None,
+            f"{group}.output",
+            self.output,
+            "needs predict.input (the rows to predict)",
+        )
+
+
+@dataclass
 class PathsConfig:
     """Where artifacts go. Relative paths are relative to the working directory."""
 
@@ -212,6 +243,7 @@ class Config:
     dataset: Any = MISSING
     model: Any = MISSING
     quantization: QuantizationConfig = MISSING
+    predict: PredictConfig = field(default_factory=PredictConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
     def __post_init__(self) -> None:
@@ -240,6 +272,7 @@ SCHEMAS = {
     },
     "model": {"linear_regression": LinearRegressionConfig},
     "quantization": {"quantization": QuantizationConfig},
+    "predict": {"predict": PredictConfig},
     "paths": {"paths": PathsConfig},
 }
 

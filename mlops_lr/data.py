@@ -7,6 +7,7 @@ Every loader returns a :class:`Dataset` of finite float64 arrays, or raises a
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +120,10 @@ def load_table(path: str | Path, target: str, features: list[str] | None = None)
             frame = pd.read_csv(
                 path, encoding="utf-8-sig", low_memory=False, float_precision="round_trip"
             )
+    except ImportError as error:  # pandas needs pyarrow for Parquet
+        raise DataError(
+            f"{path}: reading Parquet needs pyarrow (pip install 'mlops-lr[parquet]'): {error}"
+        ) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
@@ -155,20 +160,39 @@ def _from_frame(
     if len(frame) == 0:
         raise DataError(f"{source}: no data rows")
 
-    def where(row: int) -> str:
-        return f"line {row + first_line}" if first_line is not None else f"row {row + 1}"
-
-    X = np.column_stack([_numeric_column(frame[c], c, source, where) for c in features])
     return Dataset(
-        X=np.ascontiguousarray(X, dtype=np.float64),
-        y=_numeric_column(frame[target], target, source, where),
+        X=numeric_matrix(frame, features, source, first_line),
+        y=numeric_matrix(frame, [target], source, first_line)[:, 0],
         feature_names=tuple(features),
         target_name=target,
         name=source,
     )
 
 
-def _numeric_column(column: pd.Series, name: str, source: str, where) -> np.ndarray:
+def numeric_matrix(
+    frame: pd.DataFrame, columns: Sequence[str], source: str, first_line: int | None
+) -> np.ndarray:
+    """``frame[columns]`` as a C-contiguous float64 matrix of finite values.
+
+    ``first_line`` is the file line of the frame's first row (``None``: report 1-based rows).
+
+    Raises
+    ------
+    DataError
+        A column is not numeric, or has a missing or infinite value; the message names the
+        column and the first line at fault.
+    """
+
+    def where(row: int) -> str:
+        return f"line {row + first_line}" if first_line is not None else f"row {row + 1}"
+
+    matrix = np.column_stack([_numeric_column(frame[c], c, source, where) for c in columns])
+    return np.ascontiguousarray(matrix, dtype=np.float64)
+
+
+def _numeric_column(
+    column: pd.Series, name: str, source: str, where: Callable[[int], str]
+) -> np.ndarray:
     """Return ``column`` as finite float64 values, or raise naming the first bad value."""
     if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
         coerced = pd.to_numeric(column, errors="coerce")

@@ -87,6 +87,19 @@ INTERCEPT_DTYPES = ("float64", "float32", "int32")
 MIN_BITS, MAX_BITS = 2, 16
 
 FORMAT = "mlops-lr/quantized-linear/1"  # the JSON layout of QuantizedLinearModel.to_dict
+_DOCUMENT_KEYS = frozenset(
+    {
+        "format",
+        "spec",
+        "n_features",
+        "codes",
+        "scale",
+        "zero_point",
+        "exponents",
+        "intercept",
+        "intercept_scale",
+    }
+)
 _EXP_MIN, _EXP_MAX = -128, 127  # int8 exponent range
 _INT32_MAX = 2**31 - 1
 _SEARCH_POINTS = 48  # log-spaced scale candidates in the coarse pass
@@ -283,49 +296,61 @@ class QuantizedLinearModel:
 
     @classmethod
     def from_dict(cls, data: dict) -> QuantizedLinearModel:
-        """Inverse of :meth:`to_dict`; validates every field.
+        """Inverse of :meth:`to_dict`; accepts only documents it would write itself.
 
         Raises
         ------
         ValueError
-            Unknown format, or a field that is missing, of the wrong type or out of range.
+            Not an object of this format, a missing or unknown key, a value of the wrong type or
+            out of range, or a document that does not re-encode to itself.
         """
-        if data.get("format") != FORMAT:
-            raise ValueError(f"format is {data.get('format')!r}, expected {FORMAT!r}")
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} document")
+        if set(data) != _DOCUMENT_KEYS:
+            raise ValueError(f"keys must be exactly {sorted(_DOCUMENT_KEYS)}")
+        if not isinstance(data["spec"], dict):
+            raise ValueError("spec must be an object")
         spec = QuantizationSpec(**data["spec"])
-        n = int(data["n_features"])
-        codes = unpack_codes(
-            base64.b64decode(data["codes"], validate=True),
-            spec.bits,
-            n,
-            signed=spec.scheme == "symmetric",
-        )
-        if n < 1 or codes.min() < spec.qmin or codes.max() > spec.qmax:
-            raise ValueError(f"codes out of range [{spec.qmin}, {spec.qmax}]")
-        exponents = np.asarray(data["exponents"], dtype=np.int64)
-        if exponents.shape != (n,) or np.any((exponents < _EXP_MIN) | (exponents > _EXP_MAX)):
-            raise ValueError("exponents must be one int8 per feature")
-        scale, intercept_scale = float(data["scale"]), float(data["intercept_scale"])
-        if not (math.isfinite(scale) and scale > 0 and math.isfinite(intercept_scale)):
-            raise ValueError("scale and intercept_scale must be finite, scale positive")
-        zero_point = int(data["zero_point"])
-        if not spec.qmin <= zero_point <= spec.qmax:
-            raise ValueError(f"zero_point {zero_point} outside [{spec.qmin}, {spec.qmax}]")
+        n, zero_point, exponents = data["n_features"], data["zero_point"], data["exponents"]
+        if not _is_int(n) or n < 1:
+            raise ValueError("n_features must be a positive integer")
+        if not _is_int(zero_point) or not spec.qmin <= zero_point <= spec.qmax:
+            raise ValueError(f"zero_point must be an integer in [{spec.qmin}, {spec.qmax}]")
+        if spec.scheme == "symmetric" and zero_point != 0:
+            raise ValueError("a symmetric model has zero_point 0")
+        if not isinstance(exponents, list) or len(exponents) != n:
+            raise ValueError("exponents must be a list of one integer per feature")
+        if not all(_is_int(e) and _EXP_MIN <= e <= _EXP_MAX for e in exponents):
+            raise ValueError(f"exponents must be integers in [{_EXP_MIN}, {_EXP_MAX}]")
+        if spec.granularity == "per_tensor" and any(exponents):
+            raise ValueError("a per_tensor model has all exponents 0")
+        scale, intercept_scale = data["scale"], data["intercept_scale"]
+        if not _is_positive_float(scale) or not _is_positive_float(intercept_scale):
+            raise ValueError("scale and intercept_scale must be positive finite numbers")
         intercept = data["intercept"]
         if spec.intercept_dtype == "int32":
-            if not isinstance(intercept, int) or abs(intercept) > _INT32_MAX:
+            if not _is_int(intercept) or abs(intercept) > _INT32_MAX:
                 raise ValueError("an int32 intercept must be an integer code")
-        elif not math.isfinite(float(intercept)):
-            raise ValueError("intercept must be finite")
-        return cls(
+            if not math.log2(intercept_scale).is_integer():
+                raise ValueError("an int32 intercept_scale must be a power of two")
+        elif not _is_finite_number(intercept) or intercept_scale != 1.0:
+            raise ValueError("a float intercept must be finite, with intercept_scale 1.0")
+        packed = base64.b64decode(data["codes"], validate=True)
+        codes = unpack_codes(packed, spec.bits, n, signed=spec.scheme == "symmetric")
+        if codes.min() < spec.qmin or codes.max() > spec.qmax:
+            raise ValueError(f"codes out of range [{spec.qmin}, {spec.qmax}]")
+        model = cls(
             codes=codes.astype(spec.code_dtype),
-            scale=scale,
+            scale=float(scale),
             zero_point=zero_point,
-            exponents=exponents.astype(np.int8),
+            exponents=np.asarray(exponents, dtype=np.int8),
             intercept=intercept if spec.intercept_dtype == "int32" else float(intercept),
-            intercept_scale=intercept_scale,
+            intercept_scale=float(intercept_scale),
             spec=spec,
         )
+        if model.to_dict() != data:  # trailing bytes, stray padding bits
+            raise ValueError("codes are not in canonical form")
+        return model
 
 
 # --------------------------------------------------------------------------- #
@@ -567,13 +592,19 @@ def _ils_cost(hessian_codes: np.ndarray, codes: np.ndarray, targets: np.ndarray)
     return float(d @ hessian_codes @ d)
 
 
+def _ridged(matrix: np.ndarray) -> np.ndarray:
+    """``matrix`` plus a 1e-12 relative ridge: positive definite even when a feature is
+    constant or two are collinear (their codes then barely affect the objective)."""
+    ridge = 1e-12 * float(np.mean(np.diag(matrix))) or 1e-300
+    return matrix + ridge * np.eye(len(matrix))
+
+
 def _cholesky_upper(matrix: np.ndarray) -> np.ndarray:
-    """Upper Cholesky factor; a 1e-12 relative ridge rescues singular input."""
+    """Upper Cholesky factor; the ridge of :func:`_ridged` rescues singular input."""
     try:
         return linalg.cholesky(matrix, lower=False)
     except linalg.LinAlgError:
-        ridge = 1e-12 * float(np.mean(np.diag(matrix))) or 1e-300
-        return linalg.cholesky(matrix + ridge * np.eye(len(matrix)), lower=False)
+        return linalg.cholesky(_ridged(matrix), lower=False)
 
 
 def _sorted_order(hessian_codes: np.ndarray, targets: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -590,7 +621,7 @@ def _sorted_order(hessian_codes: np.ndarray, targets: np.ndarray, lo: int, hi: i
     order = []
     while remaining:
         sub = hessian_codes[np.ix_(remaining, remaining)]
-        conditional = 1.0 / np.diag(np.linalg.inv(sub))
+        conditional = 1.0 / np.diag(np.linalg.inv(_ridged(sub)))
         priority = np.where(clipped[remaining], np.inf, 0.0)
         pick = int(np.lexsort((conditional, priority))[-1])
         order.append(remaining.pop(pick))
@@ -716,6 +747,8 @@ def _polish(
     while improved and sweeps < _POLISH_SWEEPS:
         improved, sweeps = False, sweeps + 1
         for j in range(len(codes)):
+            if diag[j] <= 0:  # a constant feature: its code does not change the objective
+                continue
             best = min(max(round(codes[j] - gradient[j] / diag[j]), lo), hi)
             move = best - codes[j]
             if move and move * (2 * gradient[j] + move * diag[j]) < 0:
@@ -911,6 +944,8 @@ def quantize_linear_model(
         raise ValueError(f"X_calib has {moments.mean.size} features, coef has {coef.size}")
 
     best = _search(coef, spec, moments.hessian(spec.bias_correction))
+    if not _is_positive_float(best.grid.scale):
+        raise ValueError("the coefficients are too small or too large for a float32 scale")
     coef_q = best.grid.dequantize(best.codes)
     intercept_q = float(intercept)
     if spec.bias_correction:
@@ -932,6 +967,8 @@ def _store_intercept(value: float, dtype: str) -> tuple[float | int, float]:
     if dtype == "float64":
         return value, 1.0
     if dtype == "float32":
+        if not abs(value) <= float(np.finfo(np.float32).max):
+            raise ValueError(f"intercept {value!r} is out of float32 range")
         return float(np.float32(value)), 1.0
     k = math.ceil(math.log2(abs(value) / _INT32_MAX)) if value != 0 else 0
     k = max(k, _EXP_MIN)
@@ -942,6 +979,16 @@ def _store_intercept(value: float, dtype: str) -> tuple[float | int, float]:
         k += 1
         code = round(value / 2.0**k)
     return int(code), 2.0**k
+
+
+def _is_finite_number(value: object) -> bool:
+    """A finite JSON number (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_positive_float(value: object) -> bool:
+    """A finite, positive JSON number (not a bool)."""
+    return _is_finite_number(value) and value > 0
 
 
 def _is_int(value: object) -> bool:

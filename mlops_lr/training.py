@@ -23,6 +23,10 @@ from mlops_lr.metrics import regression_metrics
 
 MODEL_FILE = "model.joblib"
 METRICS_FILE = "metrics.json"
+# The first test rows and the model's predictions for them, so `stage=predict` can show sample
+# predictions (and a container can check itself) without the dataset.
+SAMPLES_FILE = "samples.json"
+N_SAMPLES = 5
 
 
 @dataclass(frozen=True)
@@ -89,10 +93,18 @@ def training_key(config: Config) -> dict[str, Any]:
 
 
 def save(trained: TrainedModel, config: Config, directory: str | Path) -> dict[str, Any]:
-    """Write ``model.joblib``, ``metrics.json`` and their manifest into ``directory``."""
+    """Write ``model.joblib``, ``metrics.json``, ``samples.json`` and their manifest."""
+    samples = trained.split.X_test[:N_SAMPLES]
     files = {
         MODEL_FILE: artifacts.joblib_bytes(trained.model),
         METRICS_FILE: artifacts.json_bytes(trained.metrics),
+        SAMPLES_FILE: artifacts.json_bytes(
+            {
+                "feature_names": list(trained.dataset.feature_names),
+                "X": samples.tolist(),
+                "y": trained.split.y_test[:N_SAMPLES].tolist(),
+            }
+        ),
     }
     metadata = {
         "created_at": trained.metrics["created_at"],

@@ -10,11 +10,16 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hypothesis import settings
 from omegaconf import DictConfig
 
 from mlops_lr.config import Config, register_configs, to_config
 from mlops_lr.data import Dataset, load_california
 from mlops_lr.exceptions import DataError
+
+# No example database: tests write nothing into the checkout (.hypothesis/).
+settings.register_profile("mlops-lr", database=None)
+settings.load_profile("mlops-lr")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "conf"

@@ -25,6 +25,7 @@ def test_train_on_california_prints_the_assignment_lines(run_cli, tmp_path: Path
         "manifest.json",
         "metrics.json",
         "model.joblib",
+        "samples.json",
     ]
     assert (tmp_path / "hydra" / "mlops_lr.log").exists()
 

@@ -58,6 +58,7 @@ def test_save_writes_model_metrics_and_manifest(trained_reference, tmp_path: Pat
         "manifest.json",
         "metrics.json",
         "model.joblib",
+        "samples.json",
     ]
     on_disk = json.loads((tmp_path / "manifest.json").read_text())
     assert on_disk == manifest

@@ -14,7 +14,7 @@ import numpy as np
 from mlops_lr import artifacts, training
 from mlops_lr.config import Config, QualityConfig, QuantizationConfig, as_dict
 from mlops_lr.data import Split
-from mlops_lr.exceptions import ConfigError
+from mlops_lr.exceptions import ConfigError, DataError
 from mlops_lr.metrics import prediction_difference, regression_metrics
 from mlops_lr.quantize import (
     QuantizationSpec,
@@ -72,6 +72,8 @@ def run(config: Config) -> dict[str, Any]:
         raise ConfigError(
             f"quantization.max_nodes={qconfig.max_nodes} is too small: {error}"
         ) from None
+    except ValueError as error:  # a model the format cannot hold (float32 range)
+        raise DataError(f"cannot quantize this model: {error}") from None
 
     model_bytes = artifacts.json_bytes(quantized.to_dict())
     source_manifest = artifacts.read_manifest(config.paths.artifacts_dir)
@@ -112,6 +114,7 @@ def run(config: Config) -> dict[str, Any]:
             "source_model": source_model,
             "data_fingerprint": source_manifest["data_fingerprint"],
             "training": source_manifest["training"],
+            "feature_names": list(dataset.feature_names),
             "quantization": as_dict(qconfig),
         },
     )

@@ -1,0 +1,138 @@
+"""Load a saved model — float or quantized — as one small linear predictor, and predict on
+arrays or on CSV files of any size (streamed in chunks)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlops_lr import artifacts, training
+from mlops_lr.data import numeric_matrix
+from mlops_lr.exceptions import ArtifactError, DataError
+
+FLOAT_MODEL = "float"
+QUANTIZED_DIR = "quantized"
+PREDICTION_COLUMN = "prediction"
+
+
+@dataclass(frozen=True)
+class LinearPredictor:
+    """``X @ coef + intercept`` over named features; ``name`` is ``float`` or a quantized tag."""
+
+    name: str
+    coef: np.ndarray
+    intercept: float
+    feature_names: tuple[str, ...]
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predictions for the rows of ``X`` (columns in ``feature_names`` order)."""
+        return X @ self.coef + self.intercept
+
+
+def load_predictor(artifacts_dir: str | Path, model: str = FLOAT_MODEL) -> LinearPredictor:
+    """The float model (``model="float"``) or the quantized model tagged ``model``, each
+    verified against its manifest before use.
+
+    Raises
+    ------
+    ArtifactError
+        The model is missing, modified, or has no recorded feature names.
+    """
+    artifacts_dir = Path(artifacts_dir)
+    if model == FLOAT_MODEL:
+        estimator = training.load(artifacts_dir)
+        metrics = json.loads(artifacts.read_verified(artifacts_dir, training.METRICS_FILE))
+        coef, intercept = estimator.coef_, estimator.intercept_
+        names = metrics["feature_names"]
+    else:
+        directory = artifacts_dir / QUANTIZED_DIR / model
+        if not directory.is_dir():
+            available = sorted(p.name for p in (artifacts_dir / QUANTIZED_DIR).glob("*/"))
+            raise ArtifactError(
+                f"no quantized model {model!r} in {artifacts_dir / QUANTIZED_DIR} "
+                f"(available: {', '.join(available) or 'none'}; run `make quantize`)"
+            )
+        quantized = artifacts.load_quantized(directory)
+        coef, intercept = quantized.coef(), quantized.intercept_value()
+        names = artifacts.read_manifest(directory).get("feature_names")
+        if names is None:
+            raise ArtifactError(f"{directory} records no feature names: quantize again")
+    return LinearPredictor(
+        name=model,
+        coef=np.asarray(coef, dtype=np.float64),
+        intercept=float(intercept),
+        feature_names=tuple(names),
+    )
+
+
+def sample_predictions(artifacts_dir: str | Path, predictor: LinearPredictor) -> np.ndarray:
+    """``predictor`` on the first test rows saved with the float model (``samples.json``)."""
+    samples = json.loads(artifacts.read_verified(artifacts_dir, training.SAMPLES_FILE))
+    if tuple(samples["feature_names"]) != predictor.feature_names:
+        raise ArtifactError(f"{training.SAMPLES_FILE} has other features than the model")
+    return predictor.predict(np.asarray(samples["X"], dtype=np.float64))
+
+
+def predict_csv(
+    predictor: LinearPredictor, source: str | Path, target: str | Path, chunk_size: int
+) -> int:
+    """Stream ``source`` (a CSV with a header) through ``predictor`` into ``target``: the input
+    rows plus a ``prediction`` column, ``chunk_size`` rows at a time.
+
+    Features are matched by name (any order, extra columns kept). Returns the number of rows.
+    ``target`` is written atomically: on any error no partial file is left.
+
+    Raises
+    ------
+    DataError
+        Missing file or feature column, an empty file, a non-numeric, missing or infinite
+        value (named with its column and line).
+    """
+    source, target = Path(source), Path(target)
+    if not source.is_file():
+        raise DataError(f"prediction input not found: {source}")
+    if target.resolve() == source.resolve():
+        raise DataError(f"{target}: the output would overwrite the input")
+    if not target.parent.is_dir():
+        raise DataError(f"{target}: the output directory {target.parent} does not exist")
+    rows = 0
+    try:
+        chunks = pd.read_csv(
+            source,
+            chunksize=chunk_size,
+            encoding="utf-8-sig",
+            float_precision="round_trip",
+            low_memory=False,
+        )
+        with artifacts.atomic_output(target) as handle:
+            for chunk in chunks:
+                if rows == 0:
+                    _check_columns(chunk.columns, predictor.feature_names, source)
+                X = numeric_matrix(chunk, predictor.feature_names, str(source), rows + 2)
+                chunk[PREDICTION_COLUMN] = predictor.predict(X)
+                chunk.to_csv(handle, header=rows == 0, index=False)
+                rows += len(chunk)
+            if rows == 0:
+                raise DataError(f"{source}: no data rows")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{source}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        lines = str(error).strip().splitlines()
+        raise DataError(f"{source}: cannot be read: {lines[0] if lines else error!r}") from None
+    return rows
+
+
+def _check_columns(columns: Sequence[str], features: Sequence[str], source: Path) -> None:
+    present = {str(column) for column in columns}
+    missing = [name for name in features if name not in present]
+    if missing:
+        raise DataError(
+            f"{source}: feature column(s) {missing} not found; the model needs {list(features)}"
+        )
+    if PREDICTION_COLUMN in present:
+        raise DataError(f"{source}: already has a {PREDICTION_COLUMN!r} column")
