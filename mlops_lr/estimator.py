@@ -8,7 +8,12 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import LinearRegression
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from mlops_lr.quantize import QuantizationSpec, QuantizedLinearModel, quantize_linear_model
+from mlops_lr.quantize import (
+    QuantizationSpec,
+    QuantizedLinearModel,
+    quantize_linear_model,
+    spec_from,
+)
 
 # check_estimator's single-sample check expects one of its known phrases in the error.
 _TOO_FEW_SAMPLES = "n_samples=1: calibrating the quantization needs at least 2 samples"
@@ -36,7 +41,8 @@ class QuantizedLinearRegression(RegressorMixin, BaseEstimator):
     scale : {"minmax", "search"}, default="search"
         The range-covering scale, or the one that minimises that objective.
     bias_correction : bool, default=True
-        Re-fit the intercept so the mean training prediction does not move.
+        Re-fit the intercept so the mean training prediction does not move (ignored with
+        ``fit_intercept=False``: a model without an intercept keeps none).
     intercept_dtype : {"float64", "float32", "int32"}, default="float32"
         How the intercept is stored.
     max_nodes : int, default=1_000_000
@@ -105,16 +111,7 @@ class QuantizedLinearRegression(RegressorMixin, BaseEstimator):
         return X @ self.coef_ + self.intercept_
 
     def _spec(self) -> QuantizationSpec:
-        return QuantizationSpec(
-            bits=self.bits,
-            scheme=self.scheme,
-            granularity=self.granularity,
-            rounding=self.rounding,
-            scale=self.scale,
-            bias_correction=self.bias_correction,
-            intercept_dtype=self.intercept_dtype,
-            max_nodes=self.max_nodes,
-        )
+        return spec_from(self, fit_intercept=self.fit_intercept)
 
     def _quantize(
         self, coef: np.ndarray, intercept: float, X_calib: np.ndarray, spec: QuantizationSpec

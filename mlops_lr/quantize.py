@@ -199,6 +199,18 @@ class QuantizationSpec:
         return np.dtype(np.int8 if self.bits <= 8 else np.int16)
 
 
+def spec_from(settings: object, fit_intercept: bool = True) -> QuantizationSpec:
+    """A spec from any object with the spec's field names as attributes (a config, an
+    estimator). A model fitted without an intercept keeps none: no bias correction."""
+    spec = QuantizationSpec(
+        **{
+            field.name: getattr(settings, field.name)
+            for field in dataclasses.fields(QuantizationSpec)
+        }
+    )
+    return spec if fit_intercept else replace(spec, bias_correction=False)
+
+
 def default_spec(bits: int = 8) -> QuantizationSpec:
     """Recommended preset: symmetric, per-feature pow2, optimal rounding, scale search."""
     return QuantizationSpec(

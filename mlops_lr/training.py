@@ -87,9 +87,17 @@ def fit_and_evaluate(config: Config, dataset: Dataset, split: Split) -> TrainedM
     return TrainedModel(model=model, dataset=dataset, split=split, metrics=metrics)
 
 
+# Settings that change where data comes from or how fast a fit runs, never the fitted model
+# (the data fingerprint covers what was read).
+_NOT_MODEL_SETTINGS = frozenset({"data_home", "download_if_missing", "n_jobs", "copy_X"})
+
+
 def training_key(config: Config) -> dict[str, Any]:
     """The part of the config that determines the fitted model (dataset and model groups)."""
-    return {"dataset": as_dict(config.dataset), "model": as_dict(config.model)}
+    return {
+        group: {k: v for k, v in as_dict(node).items() if k not in _NOT_MODEL_SETTINGS}
+        for group, node in (("dataset", config.dataset), ("model", config.model))
+    }
 
 
 def save(trained: TrainedModel, config: Config, directory: str | Path) -> dict[str, Any]:

@@ -128,3 +128,23 @@ def test_bad_quantization_config_is_one_line_and_writes_nothing(
     result = run_cli("stage=quantize", override)
     assert_one_line_error(result, message, exit_code=2)
     assert not (tmp_path / "artifacts").exists()
+
+
+def test_a_model_without_intercept_stays_without_one(make_config) -> None:
+    metrics = quantize.run(
+        make_config("stage=quantize", "model.fit_intercept=false", "quantization.bits=8")
+    )
+    model = artifacts.load_quantized(
+        Path(make_config().paths.artifacts_dir) / "quantized" / "default-8bit"
+    )
+    assert model.intercept_value() == 0.0
+    assert metrics["intercept_error"] == 0.0
+
+
+def test_settings_that_do_not_change_the_fit_reuse_the_model(make_config, capsys) -> None:
+    train.run(make_config())
+    capsys.readouterr()
+    quantize.run(
+        make_config("stage=quantize", "model.n_jobs=2", "dataset.download_if_missing=false")
+    )
+    assert "Trained the float model first" not in capsys.readouterr().out

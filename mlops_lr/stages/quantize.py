@@ -17,32 +17,18 @@ from mlops_lr.data import Split
 from mlops_lr.exceptions import ConfigError, DataError
 from mlops_lr.metrics import prediction_difference, regression_metrics
 from mlops_lr.quantize import (
-    QuantizationSpec,
     QuantizedLinearModel,
     SearchBudgetExceeded,
     calibration_objective,
     quantize_linear_model,
+    spec_from,
 )
 from mlops_lr.report import quantization_report
 
 QUANTIZED_DIR = "quantized"
 MODEL_FILE = artifacts.QUANTIZED_MODEL
-METRICS_FILE = "metrics.json"
+METRICS_FILE = training.METRICS_FILE
 REPORT_FILE = "report.md"
-
-
-def spec_from_config(config: QuantizationConfig) -> QuantizationSpec:
-    """The numeric core's spec for a (validated) quantization config."""
-    return QuantizationSpec(
-        bits=config.bits,
-        scheme=config.scheme,
-        granularity=config.granularity,
-        rounding=config.rounding,
-        scale=config.scale,
-        bias_correction=config.bias_correction,
-        intercept_dtype=config.intercept_dtype,
-        max_nodes=config.max_nodes,
-    )
 
 
 def quality_verdict(mean_abs_pred_diff: float, thresholds: QualityConfig) -> str:
@@ -67,7 +53,8 @@ def run(config: Config) -> dict[str, Any]:
     coef = np.asarray(float_model.coef_, dtype=np.float64)
     intercept = float(float_model.intercept_)
     try:
-        quantized = quantize_linear_model(coef, intercept, spec_from_config(qconfig), split.X_train)
+        spec = spec_from(qconfig, fit_intercept=config.model.fit_intercept)
+        quantized = quantize_linear_model(coef, intercept, spec, split.X_train)
     except SearchBudgetExceeded as error:
         raise ConfigError(
             f"quantization.max_nodes={qconfig.max_nodes} is too small: {error}"
