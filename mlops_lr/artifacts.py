@@ -9,6 +9,7 @@ they were; loaders check digests against the manifest before they trust (or unpi
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -170,3 +171,17 @@ def atomic_output(path: str | Path) -> Iterator[TextIO]:
         os.replace(name, path)
     finally:
         Path(name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def locked(directory: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` (created if needed) for the ``with`` block, so
+    that concurrent runs (a parallel sweep) check and fill a shared directory one at a time."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -143,13 +143,14 @@ def load_or_train(
         silently.
     """
     directory = Path(config.paths.artifacts_dir)
-    reason = _stale_reason(directory, config, dataset)
-    if reason is None:
-        metrics = json.loads(artifacts.read_verified(directory, METRICS_FILE))
-        return TrainedModel(load(directory), dataset, split, metrics), None
-    trained = fit_and_evaluate(config, dataset, split)
-    save(trained, config, directory)
-    return trained, reason
+    with artifacts.locked(directory):  # parallel jobs on a cold cache train once
+        reason = _stale_reason(directory, config, dataset)
+        if reason is None:
+            metrics = json.loads(artifacts.read_verified(directory, METRICS_FILE))
+            return TrainedModel(load(directory), dataset, split, metrics), None
+        trained = fit_and_evaluate(config, dataset, split)
+        save(trained, config, directory)
+        return trained, reason
 
 
 def _stale_reason(directory: Path, config: Config, dataset: Dataset) -> str | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlops_lr import artifacts
+from mlops_lr import artifacts, training
 from mlops_lr.exceptions import ArtifactError
 from mlops_lr.stages import quantize, train
 from tests.conftest import assert_one_line_error
@@ -148,3 +148,49 @@ def test_settings_that_do_not_change_the_fit_reuse_the_model(make_config, capsys
         make_config("stage=quantize", "model.n_jobs=2", "dataset.download_if_missing=false")
     )
     assert "Trained the float model first" not in capsys.readouterr().out
+
+
+def _quantize_job(artifacts_dir: str, bits: int, start) -> tuple[str | None, str]:
+    """One `stage=quantize` run in its own process (as a parallel sweep job); all jobs pass
+    ``start`` (a barrier) together, so they race for the empty cache."""
+    import contextlib
+    import io
+
+    from hydra import compose, initialize_config_dir
+
+    from mlops_lr.config import register_configs, to_config
+    from tests.conftest import CONFIG_DIR
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        config = to_config(
+            compose(
+                "config",
+                overrides=[
+                    "stage=quantize",
+                    f"paths.artifacts_dir={artifacts_dir}",
+                    f"quantization.bits={bits}",
+                ],
+            )
+        )
+    output = io.StringIO()
+    start.wait()
+    with contextlib.redirect_stdout(output):
+        quantize.run(config)
+    return output.getvalue(), (Path(artifacts_dir) / "model.joblib").read_bytes().hex()[:16]
+
+
+def test_four_parallel_jobs_on_a_cold_cache_train_once(artifacts_dir) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(4) as pool:
+        start = manager.Barrier(4)
+        jobs = [(str(artifacts_dir), bits, start) for bits in (2, 4, 8, 16)]
+        results = pool.starmap(_quantize_job, jobs)
+    trained = [out for out, _ in results if "Trained the float model first" in out]
+    assert len(trained) == 1
+    training.load(artifacts_dir)  # one valid model: its sha256 matches the manifest
+    for bits in (2, 4, 8, 16):
+        artifacts.load_quantized(artifacts_dir / "quantized" / f"default-{bits}bit")
+    assert not [p for p in artifacts_dir.iterdir() if p.name.startswith(".tmp-")]
