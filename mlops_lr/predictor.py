@@ -34,9 +34,12 @@ class LinearPredictor:
         return X @ self.coef + self.intercept
 
 
-def load_predictor(artifacts_dir: str | Path, model: str = FLOAT_MODEL) -> LinearPredictor:
-    """The float model (``model="float"``) or the quantized model tagged ``model``, each
-    verified against its manifest before use.
+def load_predictor(
+    artifacts_dir: str | Path, model: str = FLOAT_MODEL, quantized_dir: str | Path | None = None
+) -> LinearPredictor:
+    """The float model (``model="float"``) or the quantized model tagged ``model`` (in
+    ``quantized_dir``, default ``<artifacts_dir>/quantized``), each verified against its
+    manifest before use.
 
     Raises
     ------
@@ -50,11 +53,12 @@ def load_predictor(artifacts_dir: str | Path, model: str = FLOAT_MODEL) -> Linea
         coef, intercept = estimator.coef_, estimator.intercept_
         names = metrics["feature_names"]
     else:
-        directory = artifacts_dir / QUANTIZED_DIR / model
+        quantized_dir = Path(quantized_dir or artifacts_dir / QUANTIZED_DIR)
+        directory = quantized_dir / model
         if not directory.is_dir():
-            available = sorted(p.name for p in (artifacts_dir / QUANTIZED_DIR).glob("*/"))
+            available = sorted(p.name for p in quantized_dir.glob("*/"))
             raise ArtifactError(
-                f"no quantized model {model!r} in {artifacts_dir / QUANTIZED_DIR} "
+                f"no quantized model {model!r} in {quantized_dir} "
                 f"(available: {', '.join(available) or 'none'}; run `make quantize`)"
             )
         quantized = artifacts.load_quantized(directory)

@@ -1,7 +1,7 @@
 """Stage ``quantize``: trained model → quantized coefficients → evaluation → report.
 
 Reuses ``<artifacts_dir>/model.joblib`` when it was trained on this config and data, trains it
-first otherwise, and writes ``<artifacts_dir>/quantized/<tag>/``.
+first otherwise, and writes ``<quantized_dir>/<tag>/`` (default ``artifacts/quantized/<tag>/``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from mlops_lr.quantize import (
 )
 from mlops_lr.report import quantization_report
 
-QUANTIZED_DIR = "quantized"
 MODEL_FILE = artifacts.QUANTIZED_MODEL
 METRICS_FILE = training.METRICS_FILE
 REPORT_FILE = "report.md"
@@ -88,7 +87,7 @@ def run(config: Config) -> dict[str, Any]:
         pred_float=pred_float,
         pred_quant=pred_quant,
     )
-    directory = Path(config.paths.artifacts_dir) / QUANTIZED_DIR / tag
+    directory = Path(config.paths.quantized_dir) / tag
     artifacts.write_artifacts(
         directory,
         {

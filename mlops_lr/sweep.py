@@ -1,0 +1,162 @@
+"""Aggregate a Hydra multirun: one row per job → ``sweep_results.csv``, ``sweep_results.md`` and
+``sweep.png`` in the sweep directory. Used by the multirun callback and by ``make report``:
+``python -m mlops_lr.sweep <sweep_dir>``.
+
+Every job directory (``<sweep_dir>/<n>/``) holds ``result.json`` (written by the CLI: status,
+metrics or error) and Hydra's ``.hydra/overrides.yaml``; a job without ``result.json`` died
+before it could write one and counts as failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlops_lr import artifacts
+from mlops_lr.report import markdown_table
+
+RESULT_FILE = "result.json"
+COLUMNS = (
+    "job",
+    "status",
+    "overrides",
+    "bits",
+    "scheme",
+    "granularity",
+    "rounding",
+    "scale",
+    "r2_float",
+    "r2_quant",
+    "mse_quant",
+    "max_abs_pred_diff",
+    "mean_abs_pred_diff",
+    "calibration_objective",
+    "size_bytes_quant",
+    "payload_bytes_quant",
+    "error",
+)
+
+
+def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """One row per job directory of ``sweep_dir``, in job order."""
+    rows = []
+    job_dirs = [p for p in Path(sweep_dir).iterdir() if p.is_dir() and p.name.isdigit()]
+    for job_dir in sorted(job_dirs, key=lambda p: int(p.name)):
+        overrides_file = job_dir / ".hydra" / "overrides.yaml"
+        overrides = _overrides(overrides_file) if overrides_file.exists() else ""
+        row: dict[str, Any] = {"job": int(job_dir.name), "overrides": overrides}
+        result_file = job_dir / RESULT_FILE
+        if result_file.exists():
+            result = json.loads(result_file.read_text(encoding="utf-8"))
+            row.update(status=result["status"], error=result.get("error", ""))
+            row.update({k: v for k, v in result.get("metrics", {}).items() if k in COLUMNS})
+        else:
+            row.update(status="failed", error="the job wrote no result (it crashed)")
+        rows.append(row)
+    return rows
+
+
+def _overrides(path: Path) -> str:
+    """Hydra's ``overrides.yaml`` (a YAML list of strings) as one space-separated line."""
+    lines = [line[2:].strip() for line in path.read_text().splitlines() if line.startswith("- ")]
+    return " ".join(line.strip("'\"") for line in lines)
+
+
+def best_per_bits(rows: list[dict[str, Any]]) -> set[int]:
+    """Job numbers of the lowest calibration objective at each bit width (ties: first job)."""
+    best: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        if row["status"] != "ok" or "calibration_objective" not in row:
+            continue
+        current = best.get(row["bits"])
+        if current is None or row["calibration_objective"] < current["calibration_objective"]:
+            best[row["bits"]] = row
+    return {row["job"] for row in best.values()}
+
+
+def write_reports(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """Write the CSV, the Markdown table and the plot for ``sweep_dir``; return the rows."""
+    sweep_dir = Path(sweep_dir)
+    rows = collect(sweep_dir)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    best = best_per_bits(rows)
+    table = markdown_table(
+        [
+            "job",
+            "best",
+            "bits",
+            "granularity",
+            "rounding",
+            "scale",
+            "R²",
+            "mean abs Δpred",
+            "max abs Δpred",
+            "bytes",
+            "status",
+        ],
+        [
+            [
+                row["job"],
+                "★" if row["job"] in best else "",
+                row.get("bits", ""),
+                row.get("granularity", ""),
+                row.get("rounding", ""),
+                row.get("scale", ""),
+                _fmt(row.get("r2_quant"), ".6f"),
+                _fmt(row.get("mean_abs_pred_diff"), ".2e"),
+                _fmt(row.get("max_abs_pred_diff"), ".2e"),
+                row.get("payload_bytes_quant", ""),
+                row["status"] if row["status"] == "ok" else f"failed: {row['error']}",
+            ]
+            for row in sorted(rows, key=lambda r: (r.get("bits", 0), r["job"]))
+        ],
+    )
+    failed = sum(row["status"] != "ok" for row in rows)
+    header = (
+        f"# Sweep results: {len(rows)} jobs, {failed} failed\n\n"
+        "★ marks the lowest calibration objective (train split) at each bit width.\n\n"
+    )
+    files = {
+        "sweep_results.csv": buffer.getvalue().encode(),
+        "sweep_results.md": (header + table + "\n").encode(),
+    }
+    ok_rows = [row for row in rows if row["status"] == "ok" and "r2_quant" in row]
+    if ok_rows:
+        from mlops_lr.plots import sweep_figure_png
+
+        files["sweep.png"] = sweep_figure_png(ok_rows)
+    artifacts.write_artifacts(sweep_dir, files, {"jobs": len(rows), "failed": failed})
+    return rows
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mlops_lr.sweep SWEEP_DIR``: rebuild the reports of an existing sweep."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not Path(args[0]).is_dir():
+        print(
+            "usage: python -m mlops_lr.sweep SWEEP_DIR (a Hydra multirun directory)",
+            file=sys.stderr,
+        )
+        return 2
+    rows = write_reports(args[0])
+    failed = sum(row["status"] != "ok" for row in rows)
+    print(
+        f"{args[0]}: {len(rows)} jobs ({failed} failed) → "
+        "sweep_results.csv, sweep_results.md, sweep.png"
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
