@@ -31,11 +31,12 @@ help: ## Show this help
 	@echo "             MODEL=<float|tag>  BASE_IMAGE=<image>  IMAGE=<tag>"
 	@echo "             ARGS=\"key=value ...\" (any Hydra override)  PYTEST_ARGS=..."
 
-venv: $(STAMP) ## Create .venv/ with the pinned runtime, Parquet and dev requirements
-$(STAMP): requirements.txt requirements-parquet.txt requirements-dev.txt pyproject.toml
+venv: $(STAMP) ## Create .venv/ with the pinned runtime, Parquet, sweep and dev requirements
+REQUIREMENTS := requirements.txt requirements-parquet.txt requirements-sweep.txt requirements-dev.txt
+$(STAMP): $(REQUIREMENTS) pyproject.toml
 	$(PYTHON_SYSTEM) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-parquet.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check $(addprefix -r ,$(REQUIREMENTS))
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 

@@ -7,13 +7,14 @@ Every loader returns a :class:`Dataset` of finite float64 arrays, or raises a
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.datasets import fetch_california_housing, get_data_home, load_diabetes
+from sklearn.datasets import fetch_california_housing, load_diabetes
 from sklearn.model_selection import train_test_split
 
 from mlops_lr.config import (
@@ -84,7 +85,10 @@ def load_california(data_home: str | None = None, download_if_missing: bool = Tr
             data_home=data_home, download_if_missing=download_if_missing, as_frame=True
         )
     except OSError as error:  # not cached and download disabled, or the download failed
-        home = get_data_home(data_home)
+        # Not get_data_home(): it creates the directory, which may be what just failed.
+        home = os.path.expanduser(
+            data_home or os.environ.get("SCIKIT_LEARN_DATA", "~/scikit_learn_data")
+        )
         why = f"could not be downloaded ({error})" if download_if_missing else "downloads are off"
         raise DataError(
             f"California Housing is not in the scikit-learn data home {home} and {why}: "

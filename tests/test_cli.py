@@ -73,3 +73,13 @@ def test_help_lists_the_stages_and_groups(run_cli) -> None:
     assert result.returncode == 0
     assert "Stages (stage=...): train, quantize, predict" in result.stdout
     assert "dataset: california, csv, diabetes" in result.stdout
+
+
+def test_a_data_home_that_cannot_be_created_gives_one_line(
+    run_cli, tmp_path: Path, monkeypatch
+) -> None:
+    # Under a regular file: creating it fails even for root (as a read-only home does for a user).
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "a-file" / "data"))
+    result = run_cli()
+    assert_one_line_error(result, "California Housing is not in the scikit-learn data home", 3)
