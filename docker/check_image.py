@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         "SCIKIT_LEARN_DATA=/data",
         args.image,
         "stage=train",
-        "paths.artifacts_dir=/tmp/artifacts",
-        "hydra.run.dir=/tmp/outputs",
+        "paths.artifacts_dir=outputs/trained",
+        "hydra.run.dir=outputs/run",
     )
     if "R² Score: 0.5758" not in trained:
         sys.exit(f"in-container training did not reproduce R² 0.5758:\n{trained}")
