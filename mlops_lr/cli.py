@@ -6,7 +6,6 @@ The only module that knows Hydra's entry point. It validates the composed config
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from mlops_lr import artifacts
 from mlops_lr.config import register_configs, to_config
 from mlops_lr.exceptions import MlopsLrError
 from mlops_lr.stages import predict, quantize, train
@@ -47,7 +47,7 @@ def _run(cfg: DictConfig) -> None:
 def _record(**result: object) -> None:
     """Write this job's outcome to ``<job dir>/result.json`` for the sweep report."""
     path = Path(HydraConfig.get().runtime.output_dir) / RESULT_FILE
-    path.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    path.write_bytes(artifacts.json_bytes(result))
 
 
 def main() -> None:

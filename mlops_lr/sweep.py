@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from mlops_lr import artifacts
 from mlops_lr.report import markdown_table
 
@@ -62,8 +64,7 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
 
 def _overrides(path: Path) -> str:
     """Hydra's ``overrides.yaml`` (a YAML list of strings) as one space-separated line."""
-    lines = [line[2:].strip() for line in path.read_text().splitlines() if line.startswith("- ")]
-    return " ".join(line.strip("'\"") for line in lines)
+    return " ".join(OmegaConf.load(path))
 
 
 def best_per_bits(rows: list[dict[str, Any]]) -> set[int]:

@@ -102,14 +102,13 @@ def training_key(config: Config) -> dict[str, Any]:
 
 def save(trained: TrainedModel, config: Config, directory: str | Path) -> dict[str, Any]:
     """Write ``model.joblib``, ``metrics.json``, ``samples.json`` and their manifest."""
-    samples = trained.split.X_test[:N_SAMPLES]
     files = {
         MODEL_FILE: artifacts.joblib_bytes(trained.model),
         METRICS_FILE: artifacts.json_bytes(trained.metrics),
         SAMPLES_FILE: artifacts.json_bytes(
             {
                 "feature_names": list(trained.dataset.feature_names),
-                "X": samples.tolist(),
+                "X": trained.split.X_test[:N_SAMPLES].tolist(),
                 "y": trained.split.y_test[:N_SAMPLES].tolist(),
             }
         ),
@@ -130,11 +129,11 @@ def load(directory: str | Path) -> RegressorMixin:
 
 def load_or_train(
     config: Config, dataset: Dataset, split: Split
-) -> tuple[TrainedModel, str | None]:
+) -> tuple[TrainedModel, dict[str, Any], str | None]:
     """The saved model if it was trained on this config and data, else a newly trained one.
 
-    Returns the model and, when it had to be trained (and saved), the reason why; ``None``
-    means the saved model was reused.
+    Returns the model, its manifest and, when it had to be trained (and saved), the reason
+    why; ``None`` means the saved model was reused.
 
     Raises
     ------
@@ -144,22 +143,24 @@ def load_or_train(
     """
     directory = Path(config.paths.artifacts_dir)
     with artifacts.locked(directory):  # parallel jobs on a cold cache train once
-        reason = _stale_reason(directory, config, dataset)
+        try:
+            manifest = artifacts.read_manifest(directory)
+        except ArtifactError:
+            manifest = None
+        reason = _stale_reason(manifest, directory, config, dataset)
         if reason is None:
             metrics = json.loads(artifacts.read_verified(directory, METRICS_FILE))
-            return TrainedModel(load(directory), dataset, split, metrics), None
+            return TrainedModel(load(directory), dataset, split, metrics), manifest, None
         trained = fit_and_evaluate(config, dataset, split)
-        save(trained, config, directory)
-        return trained, reason
+        return trained, save(trained, config, directory), reason
 
 
-def _stale_reason(directory: Path, config: Config, dataset: Dataset) -> str | None:
-    """Why the model in ``directory`` cannot be reused for ``config`` and ``dataset``, if so."""
-    try:
-        manifest = artifacts.read_manifest(directory)
-    except ArtifactError:
-        return f"no trained model in {directory}"
-    if MODEL_FILE not in manifest.get("files", {}):
+def _stale_reason(
+    manifest: dict[str, Any] | None, directory: Path, config: Config, dataset: Dataset
+) -> str | None:
+    """Why the model that ``manifest`` describes cannot be reused for ``config`` and
+    ``dataset``, if so."""
+    if manifest is None or MODEL_FILE not in manifest.get("files", {}):
         return f"no trained model in {directory}"
     if manifest.get("training") != training_key(config):
         return "the saved model was trained with another dataset or model config"

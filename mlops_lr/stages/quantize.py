@@ -45,7 +45,7 @@ def run(config: Config) -> dict[str, Any]:
     """
     qconfig = config.quantization
     dataset, split = training.prepare_data(config)
-    trained, reason = training.load_or_train(config, dataset, split)
+    trained, source_manifest, reason = training.load_or_train(config, dataset, split)
     if reason is not None:
         print(f"Trained the float model first ({reason}).")
     float_model = trained.model
@@ -62,7 +62,6 @@ def run(config: Config) -> dict[str, Any]:
         raise DataError(f"cannot quantize this model: {error}") from None
 
     model_bytes = artifacts.json_bytes(quantized.to_dict())
-    source_manifest = artifacts.read_manifest(config.paths.artifacts_dir)
     source_model = source_manifest["files"][training.MODEL_FILE]
     pred_float = float_model.predict(split.X_test)
     pred_quant = quantized.predict(split.X_test)
