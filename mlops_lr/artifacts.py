@@ -19,13 +19,17 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-import joblib
-
 from mlops_lr.exceptions import ArtifactError
 from mlops_lr.quantize import QuantizedLinearModel
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "mlops-lr/manifest/1"
+# The float model's directory (mlops_lr.training writes it): the fitted estimator, its metrics
+# and exact parameters (coef, intercept, feature names), and the first test rows.
+MODEL_FILE = "model.joblib"
+METRICS_FILE = "metrics.json"
+SAMPLES_FILE = "samples.json"
+# A quantized model's directory (stage quantize writes it).
 QUANTIZED_MODEL = "model.json"
 
 
@@ -41,6 +45,8 @@ def json_bytes(obj: Any) -> bytes:
 
 def joblib_bytes(obj: Any) -> bytes:
     """``obj`` serialised by :func:`joblib.dump`, as bytes."""
+    import joblib  # deferred: serving and predicting never pickle, and start faster without it
+
     buffer = io.BytesIO()
     joblib.dump(obj, buffer)
     return buffer.getvalue()
@@ -135,6 +141,8 @@ def read_verified(directory: str | Path, name: str) -> bytes:
 
 def load_verified_joblib(directory: str | Path, name: str) -> Any:
     """Unpickle ``directory/name`` with joblib, only after its digest has been verified."""
+    import joblib
+
     return joblib.load(io.BytesIO(read_verified(directory, name)))
 
 

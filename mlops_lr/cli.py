@@ -6,6 +6,7 @@ The only module that knows Hydra's entry point. It validates the composed config
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -18,12 +19,10 @@ from omegaconf import DictConfig
 from mlops_lr import artifacts
 from mlops_lr.config import register_configs, to_config
 from mlops_lr.exceptions import MlopsLrError
-from mlops_lr.stages import predict, quantize, train
 from mlops_lr.sweep import RESULT_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "conf"
-STAGES = {"train": train.run, "quantize": quantize.run, "predict": predict.run}
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
@@ -31,7 +30,10 @@ def _run(cfg: DictConfig) -> None:
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         config = to_config(cfg)
-        result = STAGES[config.stage](config)
+        # Each stage (config.STAGES) is mlops_lr.stages.<stage>.run; only the one that runs is
+        # imported, so a stage that needs neither scikit-learn nor pandas starts without them.
+        stage = importlib.import_module(f"mlops_lr.stages.{config.stage}")
+        result = stage.run(config)
     except MlopsLrError as error:
         print(f"error: {error}", file=sys.stderr)
         if not multirun:

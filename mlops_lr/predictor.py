@@ -1,18 +1,22 @@
 """Load a saved model — float or quantized — as one small linear predictor, and predict on
-arrays or on CSV files of any size (streamed in chunks)."""
+arrays or on CSV files of any size (streamed in chunks).
+
+Loading never unpickles and needs neither scikit-learn nor pandas: the float model's exact
+parameters are saved beside ``model.joblib`` (in ``metrics.json``), so a server starts fast.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from mlops_lr import artifacts, training
-from mlops_lr.data import numeric_matrix
+from mlops_lr import artifacts
+from mlops_lr.artifacts import METRICS_FILE, MODEL_FILE, QUANTIZED_MODEL, SAMPLES_FILE
 from mlops_lr.exceptions import ArtifactError, DataError
 
 FLOAT_MODEL = "float"
@@ -22,12 +26,18 @@ PREDICTION_COLUMN = "prediction"
 
 @dataclass(frozen=True)
 class LinearPredictor:
-    """``X @ coef + intercept`` over named features; ``name`` is ``float`` or a quantized tag."""
+    """``X @ coef + intercept`` over named features; ``name`` is ``float`` or a quantized tag.
+
+    ``details`` describes where it comes from: ``kind``, ``bits``, ``scheme``, the ``sha256``
+    and ``created_at`` of the model file, and test-split ``r2``/``mse`` (with the float
+    model's ``r2_float``/``mse_float`` beside them).
+    """
 
     name: str
     coef: np.ndarray
     intercept: float
     feature_names: tuple[str, ...]
+    details: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions for the rows of ``X`` (columns in ``feature_names`` order)."""
@@ -48,37 +58,79 @@ def load_predictor(
     """
     artifacts_dir = Path(artifacts_dir)
     if model == FLOAT_MODEL:
-        estimator = training.load(artifacts_dir)
-        metrics = json.loads(artifacts.read_verified(artifacts_dir, training.METRICS_FILE))
-        coef, intercept = estimator.coef_, estimator.intercept_
-        names = metrics["feature_names"]
-    else:
-        quantized_dir = Path(quantized_dir or artifacts_dir / QUANTIZED_DIR)
-        directory = quantized_dir / model
-        if not directory.is_dir():
-            available = sorted(p.name for p in quantized_dir.glob("*/"))
-            raise ArtifactError(
-                f"no quantized model {model!r} in {quantized_dir} "
-                f"(available: {', '.join(available) or 'none'}; run `make quantize`)"
-            )
-        quantized = artifacts.load_quantized(directory)
-        coef, intercept = quantized.coef(), quantized.intercept_value()
-        names = artifacts.read_manifest(directory).get("feature_names")
-        if names is None:
-            raise ArtifactError(f"{directory} records no feature names: quantize again")
+        return _load_float(artifacts_dir)
+    quantized_dir = Path(quantized_dir or artifacts_dir / QUANTIZED_DIR)
+    directory = quantized_dir / model
+    if not directory.is_dir():
+        available = sorted(p.name for p in quantized_dir.glob("*/"))
+        raise ArtifactError(
+            f"no quantized model {model!r} in {quantized_dir} "
+            f"(available: {', '.join(available) or 'none'}; run `make quantize`)"
+        )
+    quantized = artifacts.load_quantized(directory)
+    manifest = artifacts.read_manifest(directory)
+    metrics = json.loads(artifacts.read_verified(directory, METRICS_FILE))
+    names = manifest.get("feature_names")
+    if names is None:
+        raise ArtifactError(f"{directory} records no feature names: quantize again")
+    details = {
+        "kind": "quantized",
+        "bits": metrics["bits"],
+        "scheme": metrics["scheme"],
+        "granularity": metrics["granularity"],
+        "sha256": manifest["files"][QUANTIZED_MODEL]["sha256"],
+        "created_at": manifest["created_at"],
+        "r2": metrics["r2_quant"],
+        "mse": metrics["mse_quant"],
+        "r2_float": metrics["r2_float"],
+        "mse_float": metrics["mse_float"],
+    }
     return LinearPredictor(
         name=model,
-        coef=np.asarray(coef, dtype=np.float64),
-        intercept=float(intercept),
+        coef=np.asarray(quantized.coef(), dtype=np.float64),
+        intercept=float(quantized.intercept_value()),
         feature_names=tuple(names),
+        details=details,
+    )
+
+
+def _load_float(directory: Path) -> LinearPredictor:
+    """The float model's parameters from its verified ``metrics.json``; ``model.joblib`` is
+    verified too (the tests check both hold the same numbers, bit for bit)."""
+    manifest = artifacts.read_manifest(directory)
+    artifacts.read_verified(directory, MODEL_FILE)
+    metrics = json.loads(artifacts.read_verified(directory, METRICS_FILE))
+    missing = {"coef", "intercept", "feature_names"} - set(metrics)
+    if missing:
+        raise ArtifactError(
+            f"{directory / METRICS_FILE} lacks {sorted(missing)}: run `make train` again"
+        )
+    details = {
+        "kind": "float",
+        "bits": None,
+        "scheme": "float64",
+        "granularity": None,
+        "sha256": manifest["files"][MODEL_FILE]["sha256"],
+        "created_at": manifest["created_at"],
+        "r2": metrics["r2"],
+        "mse": metrics["mse"],
+        "r2_float": metrics["r2"],
+        "mse_float": metrics["mse"],
+    }
+    return LinearPredictor(
+        name=FLOAT_MODEL,
+        coef=np.asarray(metrics["coef"], dtype=np.float64),
+        intercept=float(metrics["intercept"]),
+        feature_names=tuple(metrics["feature_names"]),
+        details=details,
     )
 
 
 def sample_predictions(artifacts_dir: str | Path, predictor: LinearPredictor) -> np.ndarray:
     """``predictor`` on the first test rows saved with the float model (``samples.json``)."""
-    samples = json.loads(artifacts.read_verified(artifacts_dir, training.SAMPLES_FILE))
+    samples = json.loads(artifacts.read_verified(artifacts_dir, SAMPLES_FILE))
     if tuple(samples["feature_names"]) != predictor.feature_names:
-        raise ArtifactError(f"{training.SAMPLES_FILE} has other features than the model")
+        raise ArtifactError(f"{SAMPLES_FILE} has other features than the model")
     return predictor.predict(np.asarray(samples["X"], dtype=np.float64))
 
 
@@ -97,6 +149,11 @@ def predict_csv(
         Missing file or feature column, an empty file, a non-numeric, missing or infinite
         value (named with its column and line).
     """
+    # Deferred: only CSV prediction needs pandas (loading a model for a server does not).
+    import pandas as pd
+
+    from mlops_lr.data import numeric_matrix
+
     source, target = Path(source), Path(target)
     if not source.is_file():
         raise DataError(f"prediction input not found: {source}")

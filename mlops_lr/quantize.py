@@ -66,7 +66,6 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import linalg
 
 __all__ = [
     "QuantizationSpec",
@@ -613,6 +612,8 @@ def _ridged(matrix: np.ndarray) -> np.ndarray:
 
 def _cholesky_upper(matrix: np.ndarray) -> np.ndarray:
     """Upper Cholesky factor; the ridge of :func:`_ridged` rescues singular input."""
+    from scipy import linalg  # deferred: configs and predictors import this module, not SciPy
+
     try:
         return linalg.cholesky(matrix, lower=False)
     except linalg.LinAlgError:

@@ -16,16 +16,14 @@ from hydra.utils import instantiate
 from sklearn.base import BaseEstimator, RegressorMixin, is_regressor
 
 from mlops_lr import artifacts
+from mlops_lr.artifacts import METRICS_FILE, MODEL_FILE, SAMPLES_FILE
 from mlops_lr.config import Config, LinearRegressionConfig, as_dict
 from mlops_lr.data import Dataset, Split, fingerprint, load_dataset, split_dataset
 from mlops_lr.exceptions import ArtifactError, ConfigError
 from mlops_lr.metrics import regression_metrics
 
-MODEL_FILE = "model.joblib"
-METRICS_FILE = "metrics.json"
-# The first test rows and the model's predictions for them, so `stage=predict` can show sample
-# predictions (and a container can check itself) without the dataset.
-SAMPLES_FILE = "samples.json"
+# The first test rows are saved with the model (SAMPLES_FILE), so `stage=predict` can show
+# sample predictions (and a container can check itself) without the dataset.
 N_SAMPLES = 5
 
 

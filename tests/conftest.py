@@ -59,6 +59,21 @@ def california() -> Dataset:
         pytest.fail(f"the real data is required: {error}")
 
 
+@pytest.fixture(scope="session")
+def trained_artifacts(tmp_path_factory: pytest.TempPathFactory, california: Dataset) -> Path:
+    """An artifacts directory with the float model and the default 8-bit quantized model of
+    California Housing, made once per session. Tests must not modify it."""
+    from mlops_lr.stages import quantize
+
+    directory = tmp_path_factory.mktemp("trained") / "artifacts"
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        config = to_config(
+            compose("config", overrides=["stage=quantize", f"paths.artifacts_dir={directory}"])
+        )
+    quantize.run(config)
+    return directory
+
+
 @pytest.fixture
 def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run ``python -m mlops_lr`` with overrides; Hydra's and our outputs go to ``tmp_path``."""

@@ -7,28 +7,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
-from mlops_lr.config import to_config
+from mlops_lr import artifacts, training
 from mlops_lr.data import Dataset, split_dataset
 from mlops_lr.exceptions import ArtifactError, DataError
 from mlops_lr.predictor import load_predictor, predict_csv
-from mlops_lr.stages import predict, quantize
-from tests.conftest import CONFIG_DIR, assert_one_line_error
+from mlops_lr.stages import predict
+from tests.conftest import assert_one_line_error
 
 ASSIGNMENT_SAMPLES = [0.71912284, 1.76401657, 2.70965883, 2.83892593, 2.60465725]
 
 
-@pytest.fixture(scope="module")
-def artifacts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Float model and the default 8-bit quantized model, made once for this module."""
-    directory = tmp_path_factory.mktemp("predict") / "artifacts"
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        config = to_config(
-            compose("config", overrides=["stage=quantize", f"paths.artifacts_dir={directory}"])
-        )
-    quantize.run(config)
-    return directory
+@pytest.fixture
+def artifacts_dir(trained_artifacts: Path) -> Path:
+    """Float model and the default 8-bit quantized model (shared by the session)."""
+    return trained_artifacts
 
 
 def run_predict(make_config, artifacts_dir: Path, *overrides: str):
@@ -44,11 +37,35 @@ def test_sample_predictions_are_the_assignment_ones(make_config, artifacts_dir, 
     assert "Sample Predictions: [0.71912284 1.76401657 2.70965883 2.83892593 2.60465725]" in out
 
 
+def test_float_predictor_has_the_joblib_models_exact_parameters(
+    artifacts_dir, california: Dataset
+) -> None:
+    estimator = training.load(artifacts_dir)
+    predictor = load_predictor(artifacts_dir)
+    assert predictor.coef.tobytes() == np.asarray(estimator.coef_, dtype=np.float64).tobytes()
+    assert predictor.intercept == estimator.intercept_
+    assert predictor.feature_names == california.feature_names
+    X_test = split_dataset(california, 0.2, 42).X_test
+    np.testing.assert_allclose(predictor.predict(X_test), estimator.predict(X_test), rtol=1e-13)
+    assert (
+        predictor.details["sha256"]
+        == artifacts.read_manifest(artifacts_dir)["files"]["model.joblib"]["sha256"]
+    )
+
+
+def test_a_modified_model_file_is_refused_before_predicting(artifacts_dir, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "artifacts"
+    shutil.copytree(artifacts_dir, copy)
+    (copy / "model.joblib").write_bytes(b"not the model")
+    with pytest.raises(ArtifactError, match="does not match its sha256"):
+        load_predictor(copy)
+
+
 def test_quantized_sample_predictions_use_the_quantized_model(
     make_config, artifacts_dir, california: Dataset
 ) -> None:
-    from mlops_lr import artifacts
-
     predictions = run_predict(make_config, artifacts_dir, "predict.model=default-8bit")
     model = artifacts.load_quantized(artifacts_dir / "quantized" / "default-8bit")
     X_test = split_dataset(california, 0.2, 42).X_test[:5]
