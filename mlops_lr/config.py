@@ -41,7 +41,7 @@ def _is_name(text: str) -> bool:
 
 
 # What `python -m mlops_lr stage=...` can do (mlops_lr.cli maps each to its stages/ module).
-STAGES = ("train", "quantize", "predict")
+STAGES = ("train", "quantize", "predict", "serve")
 
 
 @dataclass
@@ -227,6 +227,52 @@ class PredictConfig:
         )
 
 
+# Levels uvicorn logs at (serve.log_level).
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+@dataclass
+class ServeConfig:
+    """The HTTP model server (``stage=serve``, see mlops_lr.serve)."""
+
+    GROUP: ClassVar[str] = "serve"
+    # "float" or a quantized tag, as for predict.model.
+    model: str = "float"
+    # Loopback by default: nothing outside this machine can connect unless asked (the Docker
+    # image binds 0.0.0.0 inside its own network namespace).
+    host: str = "127.0.0.1"
+    # 0: any free port (the chosen one is printed).
+    port: int = 8000
+    # Rows one POST /predict may carry, and bytes its body may have.
+    max_rows: int = 10_000
+    max_body_bytes: int = 16 * 1024 * 1024
+    # Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    shutdown_timeout: float = 10.0
+    log_level: str = "info"
+    # One log line per request: useful for debugging, costly under load.
+    access_log: bool = False
+
+    def __post_init__(self) -> None:
+        group = self.GROUP
+        _check(_is_name(self.model), f"{group}.model", self.model, "'float' or a quantized tag")
+        _check(bool(self.host.strip()), f"{group}.host", self.host, "an address to bind")
+        _check(0 <= self.port <= 65535, f"{group}.port", self.port, "0 (any free port) to 65535")
+        _check(self.max_rows > 0, f"{group}.max_rows", self.max_rows, "a positive integer")
+        _check(
+            self.max_body_bytes >= 1024,
+            f"{group}.max_body_bytes",
+            self.max_body_bytes,
+            "at least 1024 bytes",
+        )
+        _check(
+            self.shutdown_timeout >= 0,
+            f"{group}.shutdown_timeout",
+            self.shutdown_timeout,
+            "seconds, 0 or more",
+        )
+        _check_choice(f"{group}.log_level", self.log_level, LOG_LEVELS)
+
+
 @dataclass
 class PathsConfig:
     """Where artifacts go. Relative paths are relative to the working directory."""
@@ -246,6 +292,7 @@ class Config:
     model: Any = MISSING
     quantization: QuantizationConfig = MISSING
     predict: PredictConfig = field(default_factory=PredictConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
     def __post_init__(self) -> None:
@@ -275,6 +322,7 @@ SCHEMAS = {
     "model": {"linear_regression": LinearRegressionConfig},
     "quantization": {"quantization": QuantizationConfig},
     "predict": {"predict": PredictConfig},
+    "serve": {"serve": ServeConfig},
     "paths": {"paths": PathsConfig},
 }
 

@@ -56,6 +56,12 @@ def test_every_option_composes_and_validates(make_config, group: str, option: st
         assert type(getattr(config, group)) is expected
 
 
+def test_the_server_binds_loopback_by_default(make_config) -> None:
+    serve = make_config("stage=serve").serve
+    assert (serve.host, serve.port, serve.model) == ("127.0.0.1", 8000, "float")
+    assert serve.max_rows == 10_000
+
+
 def test_overrides_reach_the_typed_config(make_config) -> None:
     config = make_config(
         "dataset=csv",
@@ -88,6 +94,14 @@ def test_overrides_reach_the_typed_config(make_config) -> None:
             "dataset.features",
         ),
         (["dataset=csv", "dataset.path=' '", "dataset.target=y"], "dataset.path"),
+        (["serve.port=-1"], "serve.port=-1"),
+        (["serve.port=65536"], "serve.port=65536"),
+        (["serve.host=' '"], "serve.host"),
+        (["serve.model=../x"], "serve.model='../x'"),
+        (["serve.max_rows=0"], "serve.max_rows=0"),
+        (["serve.max_body_bytes=100"], "serve.max_body_bytes=100"),
+        (["serve.shutdown_timeout=-1"], "serve.shutdown_timeout=-1"),
+        (["serve.log_level=loud"], "serve.log_level='loud'"),
     ],
 )
 def test_impossible_values_are_refused_naming_the_key(make_config, overrides, key: str) -> None:

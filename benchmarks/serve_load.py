@@ -1,0 +1,172 @@
+"""Load test of the model server on loopback with wrk: req/s, rows/s, p50 and p99 latency.
+
+Usage: python benchmarks/serve_load.py [--model float] [--duration 1] [--artifacts artifacts]
+
+Needs a trained model (`make train`; `make quantize` for a quantized --model) and wrk (Debian:
+`apt-get install wrk`). Starts `python -m mlops_lr stage=serve` on a free 127.0.0.1 port and
+runs wrk (one thread, so the server and the load generator each have a core of a 2-core
+machine) at concurrency 1, 8 and 32, for single-row and 1,000-row bodies, named ("instances")
+and positional ("inputs"): 12 runs of --duration seconds after a 1 s warm-up, under 20 s in
+all. Then, in this
+process, where the time of one 1,000-row request goes (JSON decoding, validation, predict,
+encoding). Goals (issue 6): single-row ≥ 1,000 req/s with p99 ≤ 20 ms at concurrency 8;
+1,000-row bodies ≥ 250,000 rows/s through the positional fast path ("inputs", a list per row
+rather than an object); named "instances" are reported beside it. Exits 1 if a goal is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from mlops_lr.predictor import load_predictor
+from mlops_lr.serve import input_limit, parse_rows
+
+HERE = Path(__file__).resolve().parent
+CONCURRENCY = (1, 8, 32)
+ROWS = (1, 1000)
+FORMATS = ("instances", "inputs")
+
+
+def request_body(feature_names: tuple[str, ...], rows: int, form: str) -> bytes:
+    """``rows`` California-like rows (reproducible) as a /predict body of the given form."""
+    rng = np.random.default_rng(rows)
+    base = np.array([3.9, 28.6, 5.4, 1.1, 1425.0, 3.1, 35.6, -119.6])[: len(feature_names)]
+    X = base * rng.uniform(0.5, 1.5, size=(rows, len(feature_names)))
+    if form == "inputs":
+        return orjson.dumps({"inputs": X.tolist()})
+    return orjson.dumps(
+        {"instances": [dict(zip(feature_names, r, strict=True)) for r in X.tolist()]}
+    )
+
+
+def start_server(artifacts: str, model: str, workdir: Path) -> tuple[subprocess.Popen, str]:
+    command = [
+        sys.executable, "-m", "mlops_lr", "stage=serve", "serve.port=0",
+        f"serve.model={model}", "serve.log_level=warning",
+        f"paths.artifacts_dir={Path(artifacts).resolve()}", f"hydra.run.dir={workdir / 'hydra'}",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=workdir)
+    line = process.stdout.readline()
+    if not line.startswith("Serving model"):
+        process.kill()
+        sys.exit(f"the server did not start: {line}")
+    return process, line.split(" at ")[1].split()[0]
+
+
+def wrk(url: str, body_path: Path, connections: int, duration: int) -> dict:
+    command = [
+        "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
+        "-s", str(HERE / "serve_load.lua"), f"{url}/predict",
+    ]  # fmt: skip
+    env = {**os.environ, "MLOPS_LR_BODY": str(body_path)}
+    output = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    seconds = result["duration_us"] / 1e6
+    result["rps"] = result["requests"] / seconds
+    return result
+
+
+def where_the_time_goes(predictor, body: bytes, repeats: int = 40) -> dict[str, float]:
+    """Milliseconds per step of one request with this body, in this process (best of 5)."""
+    names, limit = predictor.feature_names, input_limit(predictor)
+    X = parse_rows(body, names, 10_000, limit)
+    predictions = predictor.predict(X)
+    steps = {
+        "orjson.loads": lambda: orjson.loads(body),
+        "parse_rows (loads + checks + matrix)": lambda: parse_rows(body, names, 10_000, limit),
+        "predict": lambda: predictor.predict(X),
+        "encode the answer": lambda: orjson.dumps(
+            {"predictions": predictions, "model": predictor.name},
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        ),
+    }
+    timings = {}
+    for step, function in steps.items():
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(repeats):
+                function()
+            best = min(best, (time.perf_counter() - start) / repeats)
+        timings[step] = best * 1e3
+    return timings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="float")
+    parser.add_argument("--artifacts", default="artifacts")
+    parser.add_argument("--duration", type=int, default=1, help="whole seconds per wrk run")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    predictor = load_predictor(args.artifacts, args.model)
+    print(f"model {args.model!r}, {os.cpu_count()} cores, wrk -t1, {args.duration} s per run\n")
+    print("| body | rows/request | concurrency | req/s | rows/s | p50 ms | p99 ms | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    results = {}
+    with tempfile.TemporaryDirectory() as temporary:
+        workdir = Path(temporary)
+        for rows in ROWS:
+            for form in FORMATS:
+                body = request_body(predictor.feature_names, rows, form)
+                (workdir / f"{form}-{rows}.json").write_bytes(body)
+        process, url = start_server(args.artifacts, args.model, workdir)
+        try:
+            wrk(url, workdir / "instances-1.json", 8, 1)  # warm-up
+            for rows in ROWS:
+                for form in FORMATS:
+                    body_path = workdir / f"{form}-{rows}.json"
+                    for connections in CONCURRENCY:
+                        r = wrk(url, body_path, connections, args.duration)
+                        results[form, rows, connections] = r
+                        print(
+                            f"| {form} | {rows} | {connections} | {r['rps']:,.0f} | "
+                            f"{r['rps'] * rows:,.0f} | {r['p50_us'] / 1e3:.2f} | "
+                            f"{r['p99_us'] / 1e3:.2f} | {r['non_2xx'] + r['socket_errors']} |",
+                            flush=True,
+                        )
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        print("\nWhere the time of one 1,000-row request goes (in process, ms):")
+        for form in FORMATS:
+            body = (workdir / f"{form}-1000.json").read_bytes()
+            steps = where_the_time_goes(predictor, body)
+            print(f"  {form} ({len(body) / 1e3:.0f} kB): " + ", ".join(
+                f"{step} {ms:.3f}" for step, ms in steps.items()
+            ))  # fmt: skip
+            total = 1e3 / results[form, 1000, 1]["rps"]
+            print(f"    whole request over HTTP at concurrency 1: {total:.3f} ms")
+
+    single = results["instances", 1, 8]
+    errors = sum(r["non_2xx"] + r["socket_errors"] for r in results.values())
+    batch = {form: min(results[form, 1000, c]["rps"] * 1000 for c in (8, 32)) for form in FORMATS}
+    print("\nGoals:")
+    print(
+        f"  single-row at concurrency 8: {single['rps']:,.0f} req/s (goal ≥ 1,000), "
+        f"p99 {single['p99_us'] / 1e3:.2f} ms (goal ≤ 20)"
+    )
+    print(
+        f"  1,000-row bodies at concurrency 8 and 32: ≥ {batch['inputs']:,.0f} rows/s as "
+        f'"inputs", the fast path (goal ≥ 250,000); ≥ {batch["instances"]:,.0f} as "instances"'
+    )
+    print(f"  non-2xx answers and socket errors: {errors}")
+    met = single["rps"] >= 1000 and single["p99_us"] <= 20_000 and batch["inputs"] >= 250_000
+    return 0 if met and errors == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

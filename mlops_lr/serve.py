@@ -1,0 +1,538 @@
+"""The HTTP model server: a FastAPI app around one :class:`~mlops_lr.predictor.LinearPredictor`.
+
+Endpoints: ``GET /health`` (liveness), ``GET /ready`` (the verified model is loaded),
+``GET /model`` (what is served and how good it is), ``POST /predict``, ``GET /metrics``
+(Prometheus text format), ``/openapi.json`` and ``/docs``.
+
+``POST /predict`` takes ``{"instances": [{feature: value, ...}, ...]}`` or
+``{"inputs": [[value, ...], ...]}``. The body is parsed with orjson and checked by hand into one
+float64 matrix (no per-row model objects), which is what makes 1,000-row requests cheap. The
+OpenAPI schema states the same rules, built from the model's own feature names. Every client
+mistake is a 4xx with ``{"detail": "<one line>"}``: 400 malformed JSON, 413 body too large,
+415 not JSON, 422 wrong shape, names, types or values.
+
+The app is built by :func:`create_app`; ``mlops_lr.stages.serve`` runs it on uvicorn.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from itertools import chain
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    Info,
+    ProcessCollector,
+    generate_latest,
+)
+from pydantic import BaseModel, Field
+
+from mlops_lr import __version__
+from mlops_lr.predictor import LinearPredictor
+
+JSON_TYPE = "application/json"
+# Latency buckets (seconds) for a model that answers in well under a millisecond.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_NUMBER_TYPES = frozenset({int, float})
+_NON_FINITE_LITERALS = (b"NaN", b"Infinity", b"-Infinity")
+
+
+class RequestError(Exception):
+    """A client mistake: answered with ``status`` and ``{"detail": message}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="What was wrong with the request, in one line.")
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class Ready(BaseModel):
+    ready: bool
+    model: str = Field(description="The served model: 'float' or a quantized tag.")
+    sha256: str = Field(description="Digest of the model file, verified before serving.")
+
+
+class ModelInfo(BaseModel):
+    tag: str = Field(description="'float' or the quantized model's tag.")
+    kind: str = Field(description="'float' or 'quantized'.")
+    bits: int | None = Field(description="Bit width of the quantized codes; null when float.")
+    scheme: str = Field(description="Quantization scheme, or 'float64'.")
+    granularity: str | None
+    feature_names: list[str]
+    r2: float = Field(description="R² of this model on the test split.")
+    mse: float = Field(description="MSE of this model on the test split.")
+    r2_float: float = Field(description="R² of the float model on the same split.")
+    mse_float: float = Field(description="MSE of the float model on the same split.")
+    sha256: str
+    created_at: str
+    max_rows: int = Field(description="Most rows one POST /predict may carry.")
+
+
+class Predictions(BaseModel):
+    predictions: list[float] = Field(description="One prediction per row, in request order.")
+    model: str
+
+
+def input_limit(predictor: LinearPredictor) -> float:
+    """The largest |value| (a power of ten) for which every prediction of ``predictor`` is
+    finite: with all |x| ≤ limit, |x @ coef + b| ≤ limit·Σ|coef| + |b| < float64's max."""
+    budget = float(np.abs(predictor.coef).sum()) + abs(predictor.intercept) + 1.0
+    return 10.0 ** math.floor(math.log10(np.finfo(np.float64).max / budget))
+
+
+def parse_rows(
+    body: bytes, feature_names: Sequence[str], max_rows: int, limit: float = math.inf
+) -> np.ndarray:
+    """The ``(n_rows, n_features)`` float64 matrix of a ``POST /predict`` body, one of
+
+    - ``{"instances": [{feature: value, ...}, ...]}``: rows of named features;
+    - ``{"inputs": [[value, ...], ...]}``: rows of values in ``feature_names`` order, the
+      cheaper to decode (a list per row instead of an object).
+
+    Raises
+    ------
+    RequestError
+        400 for malformed JSON (NaN, Infinity and numbers beyond float64 included); 422 for
+        anything else: not exactly one of those keys, no rows or more than ``max_rows``, a
+        missing or unknown feature, a wrong row or column length, a non-number, a value
+        beyond ±``limit``.
+    """
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise RequestError(400, _json_error(body, error)) from None
+    if not (isinstance(document, dict) and len(document) == 1 and document.keys() <= _FORMS.keys()):
+        raise RequestError(
+            422,
+            'the body must be a JSON object with one key: "instances" (a list of objects of '
+            'named features) or "inputs" (a list of rows of values)',
+        )
+    ((form, payload),) = document.items()
+    values, n_rows, locate = _FORMS[form](payload, tuple(feature_names), max_rows)
+    # bool is not a number here, though Python says it is an int.
+    if not set(map(type, values)) <= _NUMBER_TYPES:
+        position = next(i for i, value in enumerate(values) if type(value) not in _NUMBER_TYPES)
+        raise RequestError(
+            422, f"{locate(position)} must be a number, got {_describe(values[position])}"
+        )
+    X = np.array(values, dtype=np.float64)
+    if not np.abs(X).max() <= limit:
+        position = int(np.flatnonzero(np.abs(X) > limit)[0])
+        raise RequestError(
+            422,
+            f"{locate(position)}={X[position]:g} is outside ±{limit:g}, beyond which this "
+            "model's predictions overflow",
+        )
+    return X.reshape(n_rows, len(feature_names))
+
+
+# Each form's reader checks the structure and returns the values row by row, the number of
+# rows, and where the value at a position came from (for error messages).
+Values = tuple[list[Any], int, Callable[[int], str]]
+
+
+def _check_count(form: str, count: int, max_rows: int) -> None:
+    if count == 0:
+        raise RequestError(422, f"{form} has no rows")
+    if count > max_rows:
+        raise RequestError(
+            422, f"{form} has {count} rows; at most {max_rows} per request (serve.max_rows)"
+        )
+
+
+def _inputs(rows: Any, feature_names: tuple[str, ...], max_rows: int) -> Values:
+    n_features = len(feature_names)
+    if type(rows) is not list:
+        raise RequestError(422, f"inputs must be a list of rows, got {_describe(rows)}")
+    _check_count("inputs", len(rows), max_rows)
+    if not all(type(row) is list and len(row) == n_features for row in rows):
+        index = next(
+            i for i, row in enumerate(rows) if type(row) is not list or len(row) != n_features
+        )
+        raise RequestError(
+            422,
+            f"inputs[{index}] must be a list of {n_features} numbers "
+            f"({', '.join(feature_names)}), got {_describe(rows[index])}",
+        )
+
+    def locate(position: int) -> str:
+        row, column = divmod(position, n_features)
+        return f"inputs[{row}]: {feature_names[column]}"
+
+    return list(chain.from_iterable(rows)), len(rows), locate
+
+
+def _instances(rows: Any, feature_names: tuple[str, ...], max_rows: int) -> Values:
+    n_features = len(feature_names)
+    if type(rows) is not list:
+        raise RequestError(422, f"instances must be a list of objects, got {_describe(rows)}")
+    _check_count("instances", len(rows), max_rows)
+    # A dict with as many keys as features, all of them found, has no unknown key either.
+    getter = _values_getter(feature_names)
+    try:
+        if not all(len(row) == n_features for row in rows):
+            raise KeyError
+        values = list(chain.from_iterable(map(getter, rows)))
+    except (KeyError, TypeError):
+        index = next(i for i, row in enumerate(rows) if not _is_instance(row, feature_names))
+        problem = _naming_error(rows[index], feature_names, "named features")
+        raise RequestError(422, f"instances[{index}]{problem}") from None
+
+    def locate(position: int) -> str:
+        row, column = divmod(position, n_features)
+        return f"instances[{row}]: {feature_names[column]}"
+
+    return values, len(rows), locate
+
+
+_FORMS: dict[str, Callable[[Any, tuple[str, ...], int], Values]] = {
+    "instances": _instances,
+    "inputs": _inputs,
+}
+
+
+def _json_error(body: bytes, error: orjson.JSONDecodeError) -> str:
+    if "infinity" in error.msg or body[error.pos :].startswith(_NON_FINITE_LITERALS):
+        return (
+            f"malformed JSON at character {error.pos}: values must be finite numbers "
+            "(JSON has no NaN or Infinity, and a number must fit in a float64)"
+        )
+    return f"malformed JSON: {error}"
+
+
+def _values_getter(feature_names: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """``row -> (row[name] for name in feature_names)`` as a tuple, fast."""
+    if len(feature_names) == 1:
+        (name,) = feature_names
+        return lambda row: (row[name],)
+    return itemgetter(*feature_names)
+
+
+def _is_instance(row: object, feature_names: Sequence[str]) -> bool:
+    return type(row) is dict and row.keys() == set(feature_names)
+
+
+def _naming_error(value: object, feature_names: Sequence[str], what: str) -> str:
+    """What is wrong with ``value`` as an object keyed by exactly ``feature_names``."""
+    if type(value) is not dict:
+        return f" must be an object of {what}, got {_describe(value)}"
+    missing = [name for name in feature_names if name not in value]
+    unknown = [name for name in value if name not in feature_names]
+    problems = []
+    if missing:
+        problems.append(f"missing feature(s) {', '.join(missing)}")
+    if unknown:
+        problems.append(f"unknown feature(s) {', '.join(map(str, unknown))}")
+    return f": {'; '.join(problems)} (the model takes {', '.join(feature_names)})"
+
+
+def _describe(value: object) -> str:
+    """A JSON value, briefly: its type and (when short) itself."""
+    kind = {
+        bool: "a boolean",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    shown = orjson.dumps(value).decode()
+    return f"{kind} {shown}" if len(shown) <= 40 and value is not None else kind
+
+
+def request_schema(
+    feature_names: Sequence[str],
+    max_rows: int,
+    limit: float,
+    example: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """The JSON schema of a ``POST /predict`` body for these features (as the OpenAPI
+    document states it)."""
+    number = {"type": "number", "minimum": -limit, "maximum": limit}
+    instance = {
+        "type": "object",
+        "properties": {name: number for name in feature_names},
+        "required": list(feature_names),
+        "additionalProperties": False,
+    }
+    row = {
+        "type": "array",
+        "items": number,
+        "minItems": len(feature_names),
+        "maxItems": len(feature_names),
+        "description": "Values in this order: " + ", ".join(feature_names),
+    }
+    schema: dict[str, Any] = {
+        "oneOf": [
+            {
+                "title": "Named features",
+                "type": "object",
+                "properties": {
+                    "instances": {
+                        "type": "array",
+                        "items": instance,
+                        "minItems": 1,
+                        "maxItems": max_rows,
+                    }
+                },
+                "required": ["instances"],
+                "additionalProperties": False,
+            },
+            {
+                "title": "Rows of values",
+                "type": "object",
+                "properties": {
+                    "inputs": {"type": "array", "items": row, "minItems": 1, "maxItems": max_rows}
+                },
+                "required": ["inputs"],
+                "additionalProperties": False,
+            },
+        ]
+    }
+    if example is not None:
+        schema["example"] = {"instances": [dict(zip(feature_names, example, strict=True))]}
+    return schema
+
+
+class ServerMetrics:
+    """Prometheus metrics of one app, in a registry of its own (so apps never collide)."""
+
+    def __init__(self, predictor: LinearPredictor) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "mlops_lr_http_requests",
+            "HTTP requests answered, by route, method and status code.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "mlops_lr_http_request_duration_seconds",
+            "Time from receiving a request to sending the end of its response.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.rows = Counter(
+            "mlops_lr_predicted_rows",
+            "Rows predicted.",
+            ["model"],
+            registry=self.registry,
+        )
+        Info("mlops_lr_model", "The served model.", registry=self.registry).info(
+            {
+                "tag": predictor.name,
+                "kind": str(predictor.details.get("kind", "")),
+                "bits": str(predictor.details.get("bits") or ""),
+                "sha256": str(predictor.details.get("sha256", "")),
+            }
+        )
+        ProcessCollector(registry=self.registry)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+class _Instrumented:
+    """ASGI middleware counting every HTTP request and timing it, labelled by route template
+    (never the raw path, which a client controls)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_watch(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_watch)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refusing (413) one longer than ``max_bytes`` before reading it all,
+    and (415) one that does not say it is JSON."""
+    media_type = request.headers.get("content-type", JSON_TYPE).split(";")[0].strip().lower()
+    if media_type != JSON_TYPE and not media_type.endswith("+json"):
+        raise RequestError(415, f"send JSON with content-type: {JSON_TYPE} (got {media_type})")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise RequestError(413, _too_large(max_bytes))
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise RequestError(413, _too_large(max_bytes))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"the body is larger than {max_bytes} bytes (serve.max_body_bytes); split the request"
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type=JSON_TYPE)
+
+
+def create_app(
+    predictor: LinearPredictor,
+    *,
+    max_rows: int = 10_000,
+    max_body_bytes: int = 16 * 1024 * 1024,
+    example: Sequence[float] | None = None,
+) -> FastAPI:
+    """The FastAPI app serving ``predictor``.
+
+    Parameters
+    ----------
+    predictor
+        A loaded, verified model (:func:`mlops_lr.predictor.load_predictor`).
+    max_rows, max_body_bytes
+        The most rows and body bytes one ``POST /predict`` may carry.
+    example
+        One row of feature values for the OpenAPI example (e.g. a test-split row).
+    """
+    feature_names = predictor.feature_names
+    details = predictor.details
+    limit = input_limit(predictor)
+    metrics = ServerMetrics(predictor)
+    error_responses = {
+        status: {"model": ErrorBody, "description": description}
+        for status, description in (
+            (400, "Malformed JSON (NaN and Infinity included)."),
+            (413, "Body larger than serve.max_body_bytes."),
+            (415, "Body is not JSON."),
+            (
+                422,
+                "Wrong keys, features, row length or types, a value out of range, "
+                "or too many rows.",
+            ),
+        )
+    }
+    app = FastAPI(
+        title="mlops-lr model server",
+        version=__version__,
+        description=(
+            f"Predictions of the {predictor.name!r} model "
+            f"({details.get('kind', 'linear')}, features: {', '.join(feature_names)})."
+        ),
+        redoc_url=None,
+    )
+    app.add_middleware(_Instrumented, metrics=metrics)
+
+    @app.exception_handler(RequestError)
+    async def _client_error(request: Request, error: RequestError) -> Response:
+        return _json({"detail": error.message}, error.status)
+
+    health = orjson.dumps({"status": "ok"})
+    ready = orjson.dumps(
+        {"ready": True, "model": predictor.name, "sha256": str(details.get("sha256", ""))}
+    )
+    info = {
+        "tag": predictor.name,
+        "kind": details.get("kind", "float"),
+        "bits": details.get("bits"),
+        "scheme": details.get("scheme", "float64"),
+        "granularity": details.get("granularity"),
+        "feature_names": list(feature_names),
+        **{key: details.get(key) for key in ("r2", "mse", "r2_float", "mse_float")},
+        "sha256": details.get("sha256", ""),
+        "created_at": details.get("created_at", ""),
+        "max_rows": max_rows,
+    }
+
+    @app.get("/health", response_model=Health, summary="Liveness: the process answers")
+    async def get_health() -> Response:
+        return Response(health, media_type=JSON_TYPE)
+
+    @app.get(
+        "/ready",
+        response_model=Ready,
+        summary="Readiness: the model is loaded and its sha256 verified",
+        description="The server verifies the model against its manifest before it starts "
+        "listening, so once it answers it is ready; the body names the model and its digest.",
+    )
+    async def get_ready() -> Response:
+        return Response(ready, media_type=JSON_TYPE)
+
+    @app.get("/model", response_model=ModelInfo, summary="The served model and its test scores")
+    async def get_model() -> Response:
+        return _json(info)
+
+    @app.post(
+        "/predict",
+        response_model=Predictions,
+        responses=error_responses,
+        summary="Predict rows given by feature name or in feature order",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    JSON_TYPE: {"schema": request_schema(feature_names, max_rows, limit, example)}
+                },
+            }
+        },
+    )
+    async def post_predict(request: Request) -> Response:
+        body = await read_body(request, max_body_bytes)
+        predictions = predictor.predict(parse_rows(body, feature_names, max_rows, limit))
+        metrics.rows.labels(predictor.name).inc(len(predictions))
+        return Response(
+            orjson.dumps(
+                {"predictions": predictions, "model": predictor.name},
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            ),
+            media_type=JSON_TYPE,
+        )
+
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics: requests, latency histogram, rows predicted",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    )
+    async def get_metrics() -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
