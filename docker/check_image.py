@@ -105,6 +105,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def check_server(image: str, artifacts_dir: str, model: str = "default-8bit") -> None:
     """Serve ``model`` from the image on a loopback port and check it over HTTP."""
+    refused = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", image, "serve", "serve.port=9000"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if refused.returncode != 2 or "MLOPS_LR_PORT" not in refused.stderr:
+        sys.exit(f"serve serve.port=9000 should be refused (exit 2):\n{refused.stderr}")
     container = docker(
         "run",
         "--detach",

@@ -16,6 +16,7 @@ The app is built by :func:`create_app`; ``mlops_lr.stages.serve`` runs it on uvi
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -45,7 +46,10 @@ JSON_TYPE = "application/json"
 # Latency buckets (seconds) for a model that answers in well under a millisecond.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _NUMBER_TYPES = frozenset({int, float})
-_NON_FINITE_LITERALS = (b"NaN", b"Infinity", b"-Infinity")
+_UTF8 = frozenset({"utf-8", "utf8"})
+# Request methods counted by name in /metrics; any other is counted as "other".
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_NON_FINITE_LITERALS = ("NaN", "Infinity", "-Infinity")
 
 
 class RequestError(Exception):
@@ -96,7 +100,8 @@ def input_limit(predictor: LinearPredictor) -> float:
     """The largest |value| (a power of ten) for which every prediction of ``predictor`` is
     finite: with all |x| ≤ limit, |x @ coef + b| ≤ limit·Σ|coef| + |b| < float64's max."""
     budget = float(np.abs(predictor.coef).sum()) + abs(predictor.intercept) + 1.0
-    return 10.0 ** math.floor(math.log10(np.finfo(np.float64).max / budget))
+    room = float(np.finfo(np.float64).max) / budget
+    return 10.0 ** math.floor(math.log10(room)) if room >= 1 else 0.0
 
 
 def parse_rows(
@@ -139,7 +144,7 @@ def parse_rows(
         position = int(np.flatnonzero(np.abs(X) > limit)[0])
         raise RequestError(
             422,
-            f"{locate(position)}={X[position]:g} is outside ±{limit:g}, beyond which this "
+            f"{locate(position)}={float(X[position])!r} is outside ±{limit:g}, beyond which this "
             "model's predictions overflow",
         )
     return X.reshape(n_rows, len(feature_names))
@@ -170,15 +175,12 @@ def _inputs(rows: Any, feature_names: tuple[str, ...], max_rows: int) -> Values:
         )
         raise RequestError(
             422,
-            f"inputs[{index}] must be a list of {n_features} numbers "
+            f"inputs[{index}] must be a list of {n_features} "
+            f"{'number' if n_features == 1 else 'numbers'} "
             f"({', '.join(feature_names)}), got {_describe(rows[index])}",
         )
 
-    def locate(position: int) -> str:
-        row, column = divmod(position, n_features)
-        return f"inputs[{row}]: {feature_names[column]}"
-
-    return list(chain.from_iterable(rows)), len(rows), locate
+    return list(chain.from_iterable(rows)), len(rows), _locator("inputs", feature_names)
 
 
 def _instances(rows: Any, feature_names: tuple[str, ...], max_rows: int) -> Values:
@@ -194,14 +196,19 @@ def _instances(rows: Any, feature_names: tuple[str, ...], max_rows: int) -> Valu
         values = list(chain.from_iterable(map(getter, rows)))
     except (KeyError, TypeError):
         index = next(i for i, row in enumerate(rows) if not _is_instance(row, feature_names))
-        problem = _naming_error(rows[index], feature_names, "named features")
-        raise RequestError(422, f"instances[{index}]{problem}") from None
+        raise RequestError(422, _instance_error(index, rows[index], feature_names)) from None
+
+    return values, len(rows), _locator("instances", feature_names)
+
+
+def _locator(form: str, feature_names: tuple[str, ...]) -> Callable[[int], str]:
+    """Where the value at ``position`` of the row-by-row values came from."""
 
     def locate(position: int) -> str:
-        row, column = divmod(position, n_features)
-        return f"instances[{row}]: {feature_names[column]}"
+        row, column = divmod(position, len(feature_names))
+        return f"{form}[{row}]: {feature_names[column]}"
 
-    return values, len(rows), locate
+    return locate
 
 
 _FORMS: dict[str, Callable[[Any, tuple[str, ...], int], Values]] = {
@@ -211,7 +218,9 @@ _FORMS: dict[str, Callable[[Any, tuple[str, ...], int], Values]] = {
 
 
 def _json_error(body: bytes, error: orjson.JSONDecodeError) -> str:
-    if "infinity" in error.msg or body[error.pos :].startswith(_NON_FINITE_LITERALS):
+    # error.pos counts characters, not bytes.
+    rest = body.decode("utf-8", "replace")[error.pos :]
+    if "infinity" in error.msg or rest.startswith(_NON_FINITE_LITERALS):
         return (
             f"malformed JSON at character {error.pos}: values must be finite numbers "
             "(JSON has no NaN or Infinity, and a number must fit in a float64)"
@@ -231,18 +240,28 @@ def _is_instance(row: object, feature_names: Sequence[str]) -> bool:
     return type(row) is dict and row.keys() == set(feature_names)
 
 
-def _naming_error(value: object, feature_names: Sequence[str], what: str) -> str:
-    """What is wrong with ``value`` as an object keyed by exactly ``feature_names``."""
-    if type(value) is not dict:
-        return f" must be an object of {what}, got {_describe(value)}"
-    missing = [name for name in feature_names if name not in value]
-    unknown = [name for name in value if name not in feature_names]
+def _instance_error(index: int, row: object, feature_names: Sequence[str]) -> str:
+    """What is wrong with ``instances[index]``: not an object, or keyed by other names."""
+    if type(row) is not dict:
+        return f"instances[{index}] must be an object of named features, got {_describe(row)}"
+    missing = [name for name in feature_names if name not in row]
+    unknown = [name for name in row if name not in feature_names]
     problems = []
     if missing:
         problems.append(f"missing feature(s) {', '.join(missing)}")
     if unknown:
-        problems.append(f"unknown feature(s) {', '.join(map(str, unknown))}")
-    return f": {'; '.join(problems)} (the model takes {', '.join(feature_names)})"
+        problems.append(f"unknown feature(s) {_names(unknown)}")
+    return f"instances[{index}]: {'; '.join(problems)} (the model takes {', '.join(feature_names)})"
+
+
+def _names(names: Sequence[str], most: int = 5, longest: int = 40) -> str:
+    """Client-sent names, JSON-quoted (so one line) and cut short (so the answer stays small)."""
+    shown = [
+        json.dumps(name if len(name) <= longest else name[:longest] + "…", ensure_ascii=False)
+        for name in names[:most]
+    ]
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(shown) + more
 
 
 def _describe(value: object) -> str:
@@ -250,7 +269,6 @@ def _describe(value: object) -> str:
     kind = {
         bool: "a boolean",
         str: "a string",
-        list: "a list",
         dict: "an object",
         int: "a number",
         float: "a number",
@@ -362,7 +380,7 @@ ASGIApp = Callable[
 
 class _Instrumented:
     """ASGI middleware counting every HTTP request and timing it, labelled by route template
-    (never the raw path, which a client controls)."""
+    and a known method (never the raw path or method, which a client controls)."""
 
     def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
         self.app = app
@@ -385,16 +403,25 @@ class _Instrumented:
             await self.app(scope, receive, send_and_watch)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The request body, refusing (413) one longer than ``max_bytes`` before reading it all,
-    and (415) one that does not say it is JSON."""
-    media_type = request.headers.get("content-type", JSON_TYPE).split(";")[0].strip().lower()
+    and (415) one that is not plain UTF-8 JSON (no content-type is taken for JSON)."""
+    media_type, *parameters = (request.headers.get("content-type") or JSON_TYPE).split(";")
+    media_type = media_type.strip().lower()
     if media_type != JSON_TYPE and not media_type.endswith("+json"):
-        raise RequestError(415, f"send JSON with content-type: {JSON_TYPE} (got {media_type})")
+        raise RequestError(415, f"send JSON with content-type: {JSON_TYPE} (got {media_type!r})")
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip(' "').lower() not in _UTF8:
+            raise RequestError(415, f"JSON must be UTF-8 (got charset {value.strip()!r})")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise RequestError(415, f"send the body uncompressed (got content-encoding {encoding!r})")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise RequestError(413, _too_large(max_bytes))
@@ -495,6 +522,10 @@ def create_app(
     )
     async def get_ready() -> Response:
         return Response(ready, media_type=JSON_TYPE)
+
+    # Probes that use HEAD (some load balancers) get the same status without a body.
+    for path, endpoint in (("/health", get_health), ("/ready", get_ready)):
+        app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
 
     @app.get("/model", response_model=ModelInfo, summary="The served model and its test scores")
     async def get_model() -> Response:

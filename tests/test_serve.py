@@ -175,16 +175,28 @@ BAD_REQUESTS = {
     "null": ({"instances": [_row(Latitude=None)]}, 422, "instances[0]: Latitude must be a number"),
     "nested": ({"instances": [_row(HouseAge=[41])]}, 422, "HouseAge must be a number"),
     "missing": ({"instances": [_row(Longitude=_DROP)]}, 422, "missing feature(s) Longitude"),
-    "unknown": ({"instances": [ISSUE_ROW, _row(Rooms=3)]}, 422, "unknown feature(s) Rooms"),
+    "unknown": ({"instances": [ISSUE_ROW, _row(Rooms=3)]}, 422, 'unknown feature(s) "Rooms"'),
     "renamed": (
         {"instances": [_row(MedInc=_DROP, medinc=8.3)]},
         422,
-        "instances[0]: missing feature(s) MedInc; unknown feature(s) medinc",
+        'instances[0]: missing feature(s) MedInc; unknown feature(s) "medinc"',
     ),
     "instance_not_an_object": ({"instances": [VALUES]}, 422, "instances[0] must be an object"),
     "too_many_rows": ({"inputs": [VALUES] * (MAX_ROWS + 1)}, 422, "51 rows; at most 50 per"),
     "too_many_instances": ({"instances": [ISSUE_ROW] * 51}, 422, "at most 50 per request"),
     "out_of_range": ({"inputs": [[*VALUES[:7], -1e307]]}, 422, "Longitude=-1e+307 is outside"),
+    "just_out_of_range": (
+        {"inputs": [[1.0000001e306, *VALUES[1:]]]},
+        422,
+        "MedInc=1.0000001e+306 is outside ±1e+306",
+    ),
+    "newline_in_a_name": ({"instances": [_row(**{"Med\nInc": 1})]}, 422, '"Med\\nInc"'),
+    "many_long_names": (
+        {"instances": [{**ISSUE_ROW, **{f"{'x' * 100}{i}": 1 for i in range(20)}}]},
+        422,
+        f'"{"x" * 40}…", ',
+    ),
+    "nan_after_unicode": ('{"inputs": [["é", NaN]]}', 400, "must be finite"),
     "instance_out_of_range": (
         {"instances": [ISSUE_ROW, _row(AveOccup=2e306)]},
         422,
@@ -221,13 +233,31 @@ def test_a_body_over_the_limit_is_refused_whether_or_not_its_length_is_declared(
         assert "larger than 65536 bytes" in response.json()["detail"]
 
 
-def test_a_body_that_is_not_json_is_refused(client) -> None:
-    response = client.post("/predict", content="MedInc=8.3", headers={"content-type": "text/csv"})
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"content-type": "text/csv"}, "content-type: application/json (got 'text/csv')"),
+        ({"content-type": "application/json; charset=latin-1"}, "JSON must be UTF-8"),
+        (
+            {"content-type": "application/json", "content-encoding": "gzip"},
+            "uncompressed (got content-encoding 'gzip')",
+        ),
+    ],
+)
+def test_a_body_that_is_not_plain_json_is_refused(client, headers, message: str) -> None:
+    response = client.post("/predict", content=json.dumps({"inputs": [VALUES]}), headers=headers)
     assert response.status_code == 415
-    assert "content-type: application/json" in response.json()["detail"]
+    assert message in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "", "application/JSON; charset=UTF-8", "application/vnd.api+json"]
+)
+def test_json_content_types_and_none_are_accepted(client, content_type: str | None) -> None:
     # Without a content-type the body is taken for JSON, as curl users expect.
-    response = client.post("/predict", content=json.dumps({"inputs": [VALUES]}))
-    assert response.status_code == 200
+    headers = {} if content_type is None else {"content-type": content_type}
+    response = client.post("/predict", content=json.dumps({"inputs": [VALUES]}), headers=headers)
+    assert response.status_code == 200, response.text
 
 
 def test_the_input_limit_keeps_every_allowed_prediction_finite(trained_artifacts: Path) -> None:
@@ -245,6 +275,11 @@ def test_unknown_paths_and_methods(client) -> None:
     response = client.get("/predict")
     assert response.status_code == 405
     assert "POST" in response.headers["allow"]
+    # Probes that use HEAD get the same answer without a body.
+    for path in ("/health", "/ready"):
+        response = client.head(path)
+        assert response.status_code == 200
+        assert response.content == b""
 
 
 def test_openapi_states_the_models_features_and_limits(client) -> None:
@@ -277,6 +312,8 @@ def test_metrics_count_requests_latency_and_rows(trained_artifacts: Path) -> Non
         predict(fresh, {"instances": [ISSUE_ROW] * 3})
         fresh.post("/predict", json={"inputs": []})
         fresh.get("/nope")
+        fresh.request("PROPFIND", "/health")
+        fresh.request("PURGE", "/health")
         response = fresh.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -287,6 +324,9 @@ def test_metrics_count_requests_latency_and_rows(trained_artifacts: Path) -> Non
     assert samples["mlops_lr_http_requests_total", ok] == 2
     assert samples["mlops_lr_http_requests_total", bad] == 1
     assert samples["mlops_lr_http_requests_total", unmatched] == 1
+    # Methods a client makes up are not labels of their own.
+    other = (("method", "other"), ("route", "/health"), ("status", "405"))
+    assert samples["mlops_lr_http_requests_total", other] == 2
     assert samples["mlops_lr_predicted_rows_total", (("model", "float"),)] == 10
     count = samples["mlops_lr_http_request_duration_seconds_count", (("route", "/predict"),)]
     assert count == 3
@@ -387,7 +427,7 @@ def test_schemathesis_finds_no_failure(trained_artifacts: Path, tmp_path: Path) 
     finally:
         _stop(process)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "passed" in result.stdout
+    assert "No issues found" in result.stdout
     assert "5 selected / 5 total" in result.stdout
 
 
