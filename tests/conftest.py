@@ -24,6 +24,11 @@ settings.load_profile("mlops-lr")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "conf"
 
+# `export SCIKIT_LEARN_DATA=../shared/data/scikit_learn_data` is relative to where pytest starts;
+# the CLI subprocesses of the tests run elsewhere (their tmp_path), so make it absolute once.
+if os.environ.get("SCIKIT_LEARN_DATA"):
+    os.environ["SCIKIT_LEARN_DATA"] = os.path.abspath(os.environ["SCIKIT_LEARN_DATA"])
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _registered_schemas() -> None:
