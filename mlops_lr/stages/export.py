@@ -1,0 +1,196 @@
+"""Stage ``export``: the float or a quantized model as ONNX, or as integer-only C, verified on
+the test split before anything is written."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlops_lr import artifacts, training
+from mlops_lr.artifacts import MODEL_FILE, QUANTIZED_MODEL
+from mlops_lr.config import Config
+from mlops_lr.data import Split, fingerprint
+from mlops_lr.exceptions import ArtifactError, ConfigError, DataError
+from mlops_lr.fixed_point import INT64_MAX, plan_fixed_point
+from mlops_lr.metrics import regression_metrics
+from mlops_lr.predictor import FLOAT_MODEL, LinearPredictor, load_predictor, quantized_model_dir
+from mlops_lr.quantize import QuantizedLinearModel
+
+EXPORT_DIR = "export"
+REPORT_FILE = "export.json"
+# ONNX Runtime against the Python model, on the same (float32-rounded) inputs.
+ONNX_TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
+C_FLAGS = "-std=c99 -O2 -Wall -Wextra -Werror -pedantic -Wconversion"
+
+
+def run(config: Config) -> dict[str, Any]:
+    """Export ``export.model`` (default: the quantization config's tag) in ``export.format``
+    to ``<artifacts_dir>/export/<tag>/<format>/`` and print what was written.
+
+    Returns the export report (also written as ``export.json``).
+    """
+    settings = config.export
+    tag = settings.model or config.quantization.resolved_tag
+    artifacts_dir = Path(config.paths.artifacts_dir)
+    predictor = load_predictor(artifacts_dir, tag, config.paths.quantized_dir)
+    model_dir, quantized = artifacts_dir, None
+    if tag != FLOAT_MODEL:
+        model_dir = quantized_model_dir(artifacts_dir, tag, config.paths.quantized_dir)
+        quantized = artifacts.load_quantized(model_dir)
+    elif settings.format == "c":
+        raise ConfigError(
+            "export.format=c needs a quantized model (integer codes), not export.model=float: "
+            "run `make quantize` and export its tag"
+        )
+    # The test split checks the export and the training split bounds the C inputs: both must
+    # be the data the model was made from.
+    dataset, split = training.prepare_data(config)
+    if fingerprint(dataset) != artifacts.read_manifest(model_dir).get("data_fingerprint"):
+        raise DataError(
+            f"{tag} was made from other data than dataset={dataset.name}: export with the "
+            "dataset (and settings) it was trained on"
+        )
+    exporter = _onnx if settings.format == "onnx" else _c
+    files, report = exporter(predictor, quantized, split)
+    report = {
+        "tag": tag,
+        "format": settings.format,
+        "files": {name: len(data) for name, data in files.items()},
+        "stored_bytes": _stored_bytes(artifacts_dir, model_dir, quantized is not None),
+        **report,
+    }
+    directory = artifacts_dir / EXPORT_DIR / tag / settings.format
+    artifacts.write_artifacts(
+        directory,
+        {**files, REPORT_FILE: artifacts.json_bytes(report)},
+        {
+            "created_at": training.utc_now(),
+            "model": tag,
+            "model_sha256": predictor.details["sha256"],
+        },
+    )
+    listing = ", ".join(f"{name} ({size:,} B)" for name, size in report["files"].items())
+    print(f"Exported {tag!r} as {settings.format} to {directory}/: {listing}")
+    for line in report["summary"]:
+        print(line)
+    return report
+
+
+def _onnx(
+    predictor: LinearPredictor, quantized: QuantizedLinearModel | None, split: Split
+) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """Both ONNX variants, each run in ONNX Runtime on the test split and compared with the
+    Python model on the same inputs."""
+    try:
+        import onnxruntime
+
+        from mlops_lr import export_onnx
+    except ModuleNotFoundError as error:
+        raise ConfigError(
+            f"export.format=onnx needs {error.name}: pip install 'mlops-lr[export]' "
+            "(or -r requirements-export.txt)"
+        ) from None
+    metadata = {
+        "mlops_lr.model": predictor.name,
+        "mlops_lr.sha256": str(predictor.details["sha256"]),
+        "mlops_lr.feature_names": json.dumps(list(predictor.feature_names)),
+    }
+    files, checks, summary = {}, {}, []
+    for dtype in (np.float32, np.float64):
+        name = np.dtype(dtype).name
+        # float32 graphs centre the inputs on the training mean (see mlops_lr.export_onnx).
+        center = split.X_train.mean(axis=0) if dtype is np.float32 else None
+        if quantized is None:
+            graph = export_onnx.float_graph(
+                predictor.coef, predictor.intercept, dtype, metadata, center
+            )
+        else:
+            graph = export_onnx.quantized_graph(quantized, dtype, metadata, center)
+        data = graph.SerializeToString()
+        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+        X = split.X_test.astype(dtype)
+        (onnx_predictions,) = session.run(None, {export_onnx.INPUT: X})
+        onnx_predictions = onnx_predictions.astype(np.float64)
+        difference = _max_difference(onnx_predictions, predictor.predict(X.astype(np.float64)))
+        if not difference <= ONNX_TOLERANCE[name]:
+            raise ArtifactError(
+                f"ONNX Runtime ({name}) differs from the Python model by {difference:.3g} "
+                f"> {ONNX_TOLERANCE[name]:g} on the test split: not exported"
+            )
+        r2 = regression_metrics(split.y_test, onnx_predictions)["r2"]
+        files[f"model.{name}.onnx"] = data
+        checks[name] = {
+            "opset": graph.opset_import[0].version,
+            "max_abs_diff_vs_python": difference,
+            "max_abs_diff_vs_python_float64_inputs": _max_difference(
+                onnx_predictions, predictor.predict(split.X_test)
+            ),
+            "r2": r2,
+        }
+        summary.append(
+            f"ONNX Runtime {onnxruntime.__version__}, {name} inputs, test split: R² {r2:.6f}, "
+            f"max |Δ| vs the Python model {difference:.2g} (≤ {ONNX_TOLERANCE[name]:g})"
+        )
+    return files, {"onnx_runtime": onnxruntime.__version__, "checks": checks, "summary": summary}
+
+
+def _c(
+    predictor: LinearPredictor, quantized: QuantizedLinearModel, split: Split
+) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The integer-only header and the example program, with the overflow proof."""
+    from mlops_lr.export_c import c_identifier, render_header, render_main
+
+    try:
+        plan = plan_fixed_point(quantized, np.abs(split.X_train).max(axis=0))
+    except ValueError as error:
+        raise ArtifactError(f"{predictor.name} cannot be exported as integer C: {error}") from None
+    prefix = c_identifier(predictor.name)
+    header_name = f"{prefix}.h"
+    provenance = (
+        f"Model {predictor.name} ({quantized.spec.bits}-bit {quantized.spec.scheme}, "
+        f"{quantized.spec.granularity}), model.json sha256 {predictor.details['sha256']}."
+    )
+    header = render_header(plan, prefix, predictor.feature_names, provenance)
+    integer_predictions = plan.predict(split.X_test)
+    difference = _max_difference(integer_predictions, predictor.predict(split.X_test))
+    r2 = regression_metrics(split.y_test, integer_predictions)["r2"]
+    n = len(plan.codes)
+    code_bytes = 1 if all(-128 <= code <= 127 for code in plan.codes) else 2
+    constant_bytes = n * (code_bytes + 1 + 8) + 8 + 8  # codes, shifts, input scales; b, u
+    report = {
+        "prefix": prefix,
+        "accumulator_bound": plan.bound,
+        "accumulator_bound_log2": math.log2(plan.bound) if plan.bound else None,
+        "int64_max": INT64_MAX,
+        "input_bits": list(plan.input_bits),
+        "shifts": list(plan.shifts),
+        "constant_bytes": constant_bytes,
+        "max_abs_diff_vs_python": difference,
+        "r2": r2,
+        "summary": [
+            f"Integer-only inference: worst-case |accumulator| {plan.bound:,} "
+            f"(2^{math.log2(plan.bound):.2f}) ≤ 2^63 - 1 for any input; "
+            f"{constant_bytes} bytes of constants",
+            f"Test split (the exact Python model of the C arithmetic): R² {r2:.6f}, "
+            f"max |Δ| vs the quantized model {difference:.2g}",
+            f"Build the example: gcc {C_FLAGS} main.c -o predict",
+        ],
+    }
+    files = {header_name: header.encode(), "main.c": render_main(prefix, header_name).encode()}
+    return files, report
+
+
+def _max_difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a - b)))
+
+
+def _stored_bytes(artifacts_dir: Path, model_dir: Path, quantized: bool) -> dict[str, int]:
+    """Bytes of the model files that exist already: joblib, and the quantized JSON."""
+    sizes = {"joblib": artifacts.read_manifest(artifacts_dir)["files"][MODEL_FILE]["bytes"]}
+    if quantized:
+        sizes["json"] = artifacts.read_manifest(model_dir)["files"][QUANTIZED_MODEL]["bytes"]
+    return sizes

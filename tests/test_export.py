@@ -1,0 +1,294 @@
+"""Stage `export`: ONNX graphs checked in ONNX Runtime, integer-only C compiled with strict
+flags and sanitizers and compared bit for bit with the Python model of its arithmetic.
+
+gcc and onnxruntime are required: without them these tests fail, they never skip."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mlops_lr import artifacts
+from mlops_lr.data import Dataset, split_dataset
+from mlops_lr.export_c import c_identifier, render_header, render_main
+from mlops_lr.export_onnx import float_graph, quantized_graph
+from mlops_lr.fixed_point import INPUT_LIMIT, INT64_MAX, plan_fixed_point
+from mlops_lr.metrics import regression_metrics
+from mlops_lr.predictor import load_predictor
+from mlops_lr.quantize import (
+    QuantizationSpec,
+    QuantizedLinearModel,
+    default_spec,
+    quantize_linear_model,
+)
+from tests.conftest import assert_one_line_error
+
+STRICT_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion"]
+SANITIZERS = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+EXTREME_ROWS = [
+    [np.nan, 1, 2, 3, 4, 5, 6, 7],
+    [1, 2, 3, 4, 5, 6, 7, np.nan],
+    [np.inf] * 8,
+    [-np.inf] * 8,
+    [1e300] * 8,
+    [-1e300] * 8,
+    [np.finfo(np.float64).max, -np.finfo(np.float64).max, *[0.0] * 6],
+    [5e-324] * 8,
+    [-5e-324, 2.2250738585072014e-308, -2.2250738585072014e-308, *[1e-310] * 5],
+    [-0.0] * 8,
+    [0.0] * 8,
+    [1e9, -1e9, 1e12, -1e12, 1e6, -1e6, 90.0, -180.0],
+    [0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999999999999994, -0.49999999999999994],
+]
+SPECS = {
+    "2-bit": default_spec(2),
+    "4-bit": default_spec(4),
+    "16-bit": default_spec(16),
+    "uint8 per-tensor": QuantizationSpec(bits=8, scheme="asymmetric", intercept_dtype="float32"),
+    "int32 intercept": replace(default_spec(8), intercept_dtype="int32"),
+}
+
+
+def _gcc() -> str:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.fail("gcc is required to test the C export (Debian: apt-get install gcc)")
+    return gcc
+
+
+@pytest.fixture(scope="module")
+def split(california: Dataset):
+    return split_dataset(california, 0.2, 42)
+
+
+@pytest.fixture(scope="module")
+def models(trained_artifacts: Path, split) -> dict[str, QuantizedLinearModel]:
+    """The trained default 8-bit model and other widths and schemes of the same float model."""
+    predictor = load_predictor(trained_artifacts)
+    quantized = {
+        name: quantize_linear_model(predictor.coef, predictor.intercept, spec, split.X_train)
+        for name, spec in SPECS.items()
+    }
+    default = artifacts.load_quantized(trained_artifacts / "quantized" / "default-8bit")
+    return {"default-8bit": default, **quantized}
+
+
+def _hex_rows(X: np.ndarray) -> str:
+    return "".join(" ".join(float.hex(float(v)) for v in row) + "\n" for row in X)
+
+
+def _build(directory: Path, model: QuantizedLinearModel, max_abs: np.ndarray, flags: list[str]):
+    """Write the header and main.c of ``model``, compile them with ``flags``; return the plan
+    and the executable."""
+    plan = plan_fixed_point(model, max_abs)
+    prefix = c_identifier("test-model")
+    names = [f"x{j}" for j in range(model.codes.size)]
+    (directory / f"{prefix}.h").write_text(render_header(plan, prefix, names, "test"))
+    (directory / "main.c").write_text(render_main(prefix, f"{prefix}.h"))
+    executable = directory / "predict"
+    build = subprocess.run(
+        [_gcc(), *flags, "main.c", "-o", str(executable)],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
+    assert build.stderr == ""  # not even a warning
+    return plan, executable
+
+
+def _run(executable: Path, X: np.ndarray) -> np.ndarray:
+    result = subprocess.run(
+        [str(executable)], input=_hex_rows(X), capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    return np.array([float.fromhex(line) for line in result.stdout.split()])
+
+
+@pytest.mark.parametrize("name", ["default-8bit", *SPECS])
+@pytest.mark.parametrize("sanitized", [False, True], ids=["strict-O2", "asan+ubsan"])
+def test_c_is_bit_exact_on_every_test_row_and_extreme_input(
+    tmp_path: Path, models, split, name: str, sanitized: bool
+) -> None:
+    model = models[name]
+    flags = STRICT_FLAGS + (SANITIZERS if sanitized else [])
+    plan, executable = _build(tmp_path, model, np.abs(split.X_train).max(axis=0), flags)
+    X = np.vstack([split.X_test, np.array(EXTREME_ROWS)])
+
+    predictions = _run(executable, X)
+
+    reference = plan.predict(X)
+    assert predictions.tobytes() == reference.tobytes()  # bit for bit, NaNs included
+    n_test = len(split.X_test)
+    assert np.isnan(predictions[n_test : n_test + 2]).all()
+    assert np.isfinite(predictions[n_test + 2 :]).all()
+    # Integer inference is the quantized model up to the input quantization (2**-f).
+    np.testing.assert_allclose(predictions[:n_test], model.predict(split.X_test), atol=1e-6)
+
+
+def test_the_example_program_refuses_a_short_line(tmp_path: Path, models, split) -> None:
+    _, executable = _build(
+        tmp_path, models["default-8bit"], np.abs(split.X_train).max(axis=0), STRICT_FLAGS
+    )
+    result = subprocess.run(
+        [str(executable)], input="1 2 3\n", capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert result.stderr == "line 1: expected 8 numbers\n"
+
+
+def test_plans_keep_the_accumulator_in_int64_for_any_input(models, split) -> None:
+    max_abs = np.abs(split.X_train).max(axis=0)
+    for model in models.values():
+        plan = plan_fixed_point(model, max_abs)
+        assert 0 < plan.bound <= INT64_MAX
+        # Saturated inputs of the worst sign reach the bound, exactly as Python ints.
+        worst = [INPUT_LIMIT if weight > 0 else -INPUT_LIMIT for weight in plan.weights]
+        total = sum(w * q for w, q in zip(plan.weights, worst, strict=True))
+        assert abs(total) + abs(plan.intercept) == plan.bound
+        # Training-range inputs keep their precision: one bit of headroom, no more.
+        assert all(
+            2 * m * 2.0**f <= INPUT_LIMIT < 4 * m * 2.0**f
+            for m, f in zip(max_abs, plan.input_bits, strict=True)
+        )
+
+
+@given(
+    coef=st.lists(
+        st.floats(min_value=-1e3, max_value=1e3).filter(lambda v: abs(v) > 1e-9),
+        min_size=1,
+        max_size=6,
+    ),
+    intercept=st.floats(min_value=-1e6, max_value=1e6),
+    scales=st.lists(st.floats(min_value=1e-6, max_value=1e6), min_size=6, max_size=6),
+    bits=st.integers(min_value=2, max_value=16),
+)
+def test_any_plan_is_overflow_free_and_exact(coef, intercept, scales, bits) -> None:
+    n = len(coef)
+    rng = np.random.default_rng(0)
+    X_calib = rng.normal(size=(50, n)) * np.array(scales[:n])
+    spec = QuantizationSpec(bits=bits, granularity="per_feature_pow2")
+    model = quantize_linear_model(np.array(coef), intercept, spec, X_calib)
+    plan = plan_fixed_point(model, np.abs(X_calib).max(axis=0))
+    assert plan.bound <= INT64_MAX
+    X = np.vstack([X_calib, np.full((1, n), np.inf), np.full((1, n), -1e300), X_calib[:3] * 1e6])
+    q = plan.quantize_inputs(X)
+    assert np.abs(q).max() <= INPUT_LIMIT
+    exact = [sum(int(w) * int(v) for w, v in zip(plan.weights, row, strict=True)) for row in q]
+    assert max(abs(a + plan.intercept) for a in exact) <= plan.bound
+    expected = np.array([float(a + plan.intercept) * plan.output_scale for a in exact])
+    np.testing.assert_array_equal(plan.predict(X), expected)
+
+
+@pytest.mark.parametrize("name", ["default-8bit", *SPECS, "float"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_onnx_runtime_predicts_what_python_predicts(
+    tmp_path: Path, trained_artifacts: Path, models, split, name: str, dtype: type
+) -> None:
+    center = split.X_train.mean(axis=0) if dtype is np.float32 else None
+    if name == "float":
+        predictor = load_predictor(trained_artifacts)
+        graph = float_graph(predictor.coef, predictor.intercept, dtype, {}, center)
+        expected, stored = predictor.predict, onnx.TensorProto.FLOAT
+    else:
+        graph = quantized_graph(models[name], dtype, {"mlops_lr.model": name}, center)
+        expected = models[name].predict
+        stored = {2: onnx.TensorProto.INT4, 4: onnx.TensorProto.INT4, 8: onnx.TensorProto.INT8}
+        stored = {**stored, 16: onnx.TensorProto.INT16}[models[name].spec.bits]
+        if models[name].spec.scheme == "asymmetric":
+            stored = onnx.TensorProto.UINT8
+        assert "DequantizeLinear" in [node.op_type for node in graph.graph.node]
+    path = tmp_path / "model.onnx"
+    path.write_bytes(graph.SerializeToString())
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    weights = {tensor.name: tensor for tensor in graph.graph.initializer}
+    if name != "float":  # the file keeps the integer codes, not float weights
+        assert weights["codes"].data_type == stored
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    X = split.X_test.astype(dtype)
+    (predictions,) = session.run(None, {"X": X})
+
+    assert predictions.dtype == dtype
+    difference = np.max(np.abs(predictions - expected(X.astype(np.float64))))
+    assert difference <= (1e-5 if dtype is np.float32 else 1e-12)
+
+
+def test_onnx_4bit_keeps_r2_within_a_thousandth_of_float(models, split, trained_artifacts) -> None:
+    float_r2 = json.loads((trained_artifacts / "metrics.json").read_text())["r2"]
+    graph = quantized_graph(models["4-bit"], np.float32, {}, split.X_train.mean(axis=0))
+    session = onnxruntime.InferenceSession(
+        graph.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    (predictions,) = session.run(None, {"X": split.X_test.astype(np.float32)})
+    r2 = regression_metrics(split.y_test, predictions.astype(np.float64))["r2"]
+    assert r2 >= float_r2 - 0.001
+
+
+# --- the stage ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_artifacts(trained_artifacts: Path, tmp_path: Path) -> Path:
+    """A copy of the shared artifacts that the export stage may write into."""
+    return Path(shutil.copytree(trained_artifacts, tmp_path / "artifacts"))
+
+
+def test_stage_exports_onnx_and_c_under_export_tag(run_cli, own_artifacts: Path) -> None:
+    for export_format, files in (
+        ("onnx", {"model.float32.onnx", "model.float64.onnx"}),
+        ("c", {"mlops_lr_default_8bit.h", "main.c"}),
+    ):
+        result = run_cli(
+            "stage=export", f"export.format={export_format}", f"paths.artifacts_dir={own_artifacts}"
+        )
+        assert result.returncode == 0, result.stderr
+        directory = own_artifacts / "export" / "default-8bit" / export_format
+        assert f"to {directory}/" in result.stdout
+        written = {path.name for path in directory.iterdir()}
+        assert written == files | {"export.json", "manifest.json"}
+        for name in files:
+            artifacts.read_verified(directory, name)  # listed, with its sha256
+        report = json.loads((directory / "export.json").read_text())
+        assert report["tag"] == "default-8bit"
+        assert report["stored_bytes"]["json"] > 0
+    report = json.loads((own_artifacts / "export/default-8bit/c/export.json").read_text())
+    assert report["accumulator_bound"] <= INT64_MAX
+    assert "Integer-only inference: worst-case |accumulator|" in result.stdout
+
+
+def test_stage_errors_are_one_line(run_cli, own_artifacts: Path) -> None:
+    artifacts_dir = f"paths.artifacts_dir={own_artifacts}"
+    result = run_cli("stage=export", "export.format=pdf", artifacts_dir)
+    assert_one_line_error(result, "export.format='pdf' is not allowed", exit_code=2)
+    result = run_cli("stage=export", "export.format=c", "export.model=float", artifacts_dir)
+    assert_one_line_error(result, "export.format=c needs a quantized model", exit_code=2)
+    result = run_cli("stage=export", "export.model=int4", artifacts_dir)
+    assert_one_line_error(result, "no quantized model 'int4'", exit_code=4)
+    result = run_cli("stage=export", "dataset=diabetes", artifacts_dir)
+    assert_one_line_error(result, "default-8bit was made from other data", exit_code=3)
+    assert not (own_artifacts / "export").exists()
+
+
+def test_the_header_proves_its_bound(models, split) -> None:
+    plan = plan_fixed_point(models["default-8bit"], np.abs(split.X_train).max(axis=0))
+    header = render_header(plan, "m", [f"x{j}" for j in range(8)], "provenance line")
+    assert f"+ |INTERCEPT| = {plan.bound} <= 2^63 - 1" in header
+    assert "static const int8_t m_codes[8]" in header
+    assert f"static const int64_t m_intercept = INT64_C({plan.intercept});" in header
+    assert f"m_output_scale = {float.hex(plan.output_scale)};" in header
+    assert "static inline double m_predict(" in header
+    with pytest.raises(ValueError, match="7 feature names for 8 codes"):
+        render_header(plan, "m", [f"x{j}" for j in range(7)], "")
