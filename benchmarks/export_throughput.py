@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime
+from timing import best_rate
 
 from mlops_lr import artifacts
 from mlops_lr.data import load_california, split_dataset
@@ -39,16 +40,6 @@ from mlops_lr.predictor import load_predictor
 
 HERE = Path(__file__).resolve().parent
 CACHE_ROWS = 65_536
-
-
-def best_rate(function, rows: int, repeats: int = 7) -> float:
-    """Rows per second of the fastest of ``repeats`` calls."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return rows / min(times)
 
 
 def onnx_rates(graphs: dict[str, tuple[bytes, np.ndarray]]) -> dict[str, str]:

@@ -23,20 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from timing import best_rate
 
 from mlops_lr import training
 from mlops_lr.data import load_california
 from mlops_lr.predictor import load_predictor, predict_csv
-
-
-def best_rate(function, rows: int, repeats: int = 7) -> float:
-    """Rows per second of the fastest of ``repeats`` calls."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return rows / min(times)
 
 
 def in_memory(artifacts: str, rows: int) -> None:
