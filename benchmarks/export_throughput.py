@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  C output bit-exact with the Python model of its arithmetic: {exact}")
 
     n = model.codes.size
-    code_bytes = 1 if all(-128 <= int(c) - int(model.zero_point) <= 127 for c in model.codes) else 2
+    code_bytes = 1 if model.spec.bits <= 8 else 2
     header = render_header(plan, prefix, list(predictor.feature_names), "")
     manifest = artifacts.read_manifest(quantized_dir)
     sizes = {
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         "packed codes + scales (storage_bytes)": model.storage_bytes(),
         "ONNX file, float32 graph": len(graphs[f"{args.model} float32"][0]),
         "ONNX file, float64 graph": len(graphs[f"{args.model} float64"][0]),
-        "C constant data (codes, shifts, scales, b, u)": n * (code_bytes + 1 + 8) + 16,
+        "C constant data (codes, shifts, scales, zero point, b, u)": n * (code_bytes + 1 + 8) + 20,
         "C header (source text)": len(header.encode()),
     }
     print("\nStored bytes:")

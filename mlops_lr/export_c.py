@@ -25,33 +25,38 @@ def render_header(
 ) -> str:
     """The C header of ``plan``: constants, the proof comment and ``<prefix>_predict``.
 
-    ``provenance`` (one line per item) is copied into the header's opening comment.
+    ``provenance`` (one line per item) and the feature names are copied into the header's
+    opening comment, with every character that could end the comment or start a trigraph
+    (``*``, ``/``, ``\\``, ``?``, controls) replaced by ``_``.
     """
     n = len(plan.codes)
     if len(feature_names) != n:
         raise ValueError(f"{len(feature_names)} feature names for {n} codes")
     guard = prefix.upper() + "_H"
-    code_type = "int8_t" if all(-128 <= code <= 127 for code in plan.codes) else "int16_t"
+    stored = [code + plan.zero_point for code in plan.codes]  # the model's own codes
+    code_type = _smallest_type(stored)
     margin = (INT64_MAX + 1) / plan.bound if plan.bound else float("inf")
     comment = "\n".join(
         [
             f" * {line}" if line else " *"
             for line in [
-                *provenance.splitlines(),
+                *map(_comment_text, provenance.splitlines()),
                 "",
                 f"{prefix}_predict(x) = (acc + INTERCEPT) * OUTPUT_SCALE, where for each",
                 "feature j (L = 2^31 - 1):",
                 "  t = x[j] * 2^INPUT_BITS[j], saturated to [-L, L]   (exact power-of-two scale)",
-                "  q = round half up of t                            (an integer in [-L, L])",
-                "  acc += CODES[j] * 2^SHIFTS[j] * q                 (int64, exact)",
+                "  q = (int64)(double)(t + (L + 0.5)) - L            (nearest, ties up)",
+                "  acc += (CODES[j] - ZERO_POINT) * 2^SHIFTS[j] * q  (int64, exact)",
                 "",
-                "Overflow is impossible for ANY input: sum |CODES[j]| * 2^SHIFTS[j] * L",
+                "Overflow is impossible for ANY input:",
+                "sum |CODES[j] - ZERO_POINT| * 2^SHIFTS[j] * L",
                 f"+ |INTERCEPT| = {plan.bound} <= 2^63 - 1 (margin {margin:.3g}x),",
                 "so no product or partial sum leaves int64.",
                 "Inputs: NaN in any feature gives NaN; +-inf and values beyond",
                 "(2^31 - 1) / 2^INPUT_BITS[j] (at least twice the training range) saturate;",
                 "-0.0 and denormals are 0 or tiny like any other value.",
-                "Features, in order: " + ", ".join(feature_names),
+                "Features, in order: " + _comment_text(", ".join(feature_names)),
+                "Compile without -ffast-math/-Ofast: -ffinite-math-only removes the NaN test.",
             ]
         ]
     )
@@ -71,7 +76,8 @@ def render_header(
         "",
         f"#define {prefix.upper()}_N_FEATURES {n}",
         "",
-        table(code_type, "codes", [str(code) for code in plan.codes]),
+        table(code_type, "codes", [str(code) for code in stored]),
+        f"static const int32_t {prefix}_zero_point = {plan.zero_point};",
         table("int8_t", "shifts", [str(shift) for shift in plan.shifts]),
         f"/* 2^INPUT_BITS[j], INPUT_BITS = {{{', '.join(map(str, plan.input_bits))}}} */",
         table("double", "input_scale", [float.hex(2.0**bits) for bits in plan.input_bits]),
@@ -92,8 +98,9 @@ def render_header(
             "    nan |= t != t;",
             f"    t = t < {limit} ? t : {limit};",  # NaN becomes L here; `nan` overrides it
             f"    t = t > -{limit} ? t : -{limit};",
-            f"    acc += (int64_t){prefix}_codes[{j}] * (INT64_C(1) << {prefix}_shifts[{j}])"
-            f" * ((int64_t)(t + {INPUT_LIMIT}.5) - INT64_C({INPUT_LIMIT}));",
+            f"    acc += ((int64_t){prefix}_codes[{j}] - {prefix}_zero_point)"
+            f" * (INT64_C(1) << {prefix}_shifts[{j}])"
+            f" * ((int64_t)(double)(t + {INPUT_LIMIT}.5) - INT64_C({INPUT_LIMIT}));",
         ]
     lines += [
         f"    return nan ? (double)NAN : (double)acc * {prefix}_output_scale;",
@@ -102,6 +109,25 @@ def render_header(
         f"#endif /* {guard} */",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _comment_text(text: str) -> str:
+    """``text`` made safe inside a C block comment (see :func:`render_header`)."""
+    return "".join("_" if char in "*/\\?" or not char.isprintable() else char for char in text)
+
+
+def _smallest_type(values: Sequence[int]) -> str:
+    """The smallest C integer type holding ``values``: int8/uint8/int16/uint16."""
+    low, high = min(values), max(values)
+    for c_type, lowest, highest in (
+        ("int8_t", -(2**7), 2**7 - 1),
+        ("uint8_t", 0, 2**8 - 1),
+        ("int16_t", -(2**15), 2**15 - 1),
+        ("uint16_t", 0, 2**16 - 1),
+    ):
+        if lowest <= low and high <= highest:
+            return c_type
+    raise ValueError(f"codes from {low} to {high} do not fit 16 bits")
 
 
 def render_main(prefix: str, header: str) -> str:
@@ -116,6 +142,7 @@ def render_main(prefix: str, header: str) -> str:
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "{header}"
 
@@ -129,13 +156,21 @@ int main(void)
         char *end;
         int j;
         ++row;
+        if (strchr(line, '\\n') == NULL && !feof(stdin)) {{
+            fprintf(stderr, "line %ld: longer than %d characters\\n", row, (int)sizeof line - 2);
+            return 1;
+        }}
         for (j = 0; j < {n}; ++j) {{
             x[j] = strtod(cursor, &end);
             if (end == cursor) {{
-                fprintf(stderr, "line %ld: expected %d numbers\\n", row, {n});
-                return 1;
+                break;
             }}
             cursor = end;
+        }}
+        cursor += strspn(cursor, " \\t\\r\\n");
+        if (j < {n} || *cursor != '\\0') {{
+            fprintf(stderr, "line %ld: expected %d numbers\\n", row, {n});
+            return 1;
         }}
         printf("%a\\n", {prefix}_predict(x));
     }}

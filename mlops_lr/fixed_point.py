@@ -7,7 +7,8 @@ The arithmetic, per feature ``j`` (``L = 2**31 - 1``)::
 
     t   = x[j] * 2**f[j]                  exact (a power of two), NaN stays NaN
     t   = min(t, L), then max(t, -L)      saturation; NaN becomes L here, see below
-    q   = (int64)(t + (L + 0.5)) - L      round half up: t + L + 0.5 > 0, so the cast floors
+    q   = (int64)(t + (L + 0.5)) - L      t + L + 0.5 (one double addition) is > 0, so the
+                                          cast floors: nearest, ties up
     acc += w[j] * q                       int64, w[j] = c[j] * 2**shift[j]
 
     y = (double)(acc + b) * u             one float multiply; NaN if any x[j] was NaN
@@ -16,7 +17,8 @@ The arithmetic, per feature ``j`` (``L = 2**31 - 1``)::
 the coefficient ``scale * 2**e[j] * c[j]``: ``u = scale * 2**E`` with ``E = min(e[j] - f[j])``
 and ``shift[j] = e[j] - f[j] - E >= 0``. ``f[j]`` is the most fractional bits for which twice
 the largest training |x[j]| still fits in ``L`` (one bit of headroom); inputs beyond ``L/2**f``
-saturate. The plan is accepted only if ``sum(|w[j]|) * L + |b| <= 2**63 - 1``: then neither a
+saturate (a feature that is always 0 gets ``f = 0``). The plan is accepted only if
+``sum(|w[j]|) * L + |b| <= 2**63 - 1``: then neither a
 product nor any partial sum can overflow, whatever the input (NaN, ±inf and ±1e300 included);
 otherwise the finest features give up a fractional bit until it holds.
 
@@ -48,6 +50,8 @@ class FixedPointPlan:
     ----------
     codes : tuple of int
         Integer codes minus the zero point, ``c[j]``.
+    zero_point : int
+        The model's zero point (0 when symmetric): its stored codes are ``c[j] + zero_point``.
     input_bits : tuple of int
         Fractional bits of each quantized input, ``f[j]``.
     shifts : tuple of int
@@ -61,6 +65,7 @@ class FixedPointPlan:
     """
 
     codes: tuple[int, ...]
+    zero_point: int
     input_bits: tuple[int, ...]
     shifts: tuple[int, ...]
     intercept: int
@@ -81,6 +86,15 @@ class FixedPointPlan:
             t = np.where(t < limit, t, limit)
             t = np.where(t > -limit, t, -limit)
         return np.trunc(t + (limit + 0.5)).astype(np.int64) - INPUT_LIMIT
+
+    def error_bound(self, coef: np.ndarray, y_max: float) -> float:
+        """Largest difference from ``X @ coef + intercept`` for inputs inside the saturation
+        range whose predictions stay below ``y_max`` in size: half an input step per feature
+        (plus 2**-20 of a step: ``t + L + 0.5`` is rounded to a double before it is floored),
+        half an accumulator unit for the intercept, and the two final double roundings."""
+        steps = np.exp2(-np.asarray(self.input_bits, dtype=np.float64))
+        inputs = float(np.abs(np.asarray(coef, dtype=np.float64)) @ steps) * (0.5 + 2.0**-20)
+        return inputs + self.output_scale / 2 + 4 * 2.0**-53 * abs(y_max)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions exactly as the exported C computes them (NaN where an input is NaN)."""
@@ -132,6 +146,7 @@ def plan_fixed_point(model: QuantizedLinearModel, max_abs: np.ndarray) -> FixedP
         if bound <= INT64_MAX:
             return FixedPointPlan(
                 codes=tuple(codes),
+                zero_point=int(model.zero_point),
                 input_bits=tuple(input_bits),
                 shifts=tuple(shifts),
                 intercept=fixed_intercept,
@@ -139,7 +154,9 @@ def plan_fixed_point(model: QuantizedLinearModel, max_abs: np.ndarray) -> FixedP
                 bound=bound,
             )
         if not active or any(input_bits[j] <= MIN_INPUT_BITS for j in active):
-            raise ValueError("the intercept does not fit in int64 next to the coefficients")
+            raise ValueError(
+                "the coefficients, input ranges and intercept span too many powers of two for int64"
+            )
         for j in active:  # the finest features give up a bit: every shift and |b| shrink
             if alignment[j] == finest:
                 input_bits[j] -= 1

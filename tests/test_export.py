@@ -55,6 +55,9 @@ SPECS = {
     "4-bit": default_spec(4),
     "16-bit": default_spec(16),
     "uint8 per-tensor": QuantizationSpec(bits=8, scheme="asymmetric", intercept_dtype="float32"),
+    "uint16 per-feature": QuantizationSpec(
+        bits=16, scheme="asymmetric", granularity="per_feature_pow2"
+    ),
     "int32 intercept": replace(default_spec(8), intercept_dtype="int32"),
 }
 
@@ -135,18 +138,51 @@ def test_c_is_bit_exact_on_every_test_row_and_extreme_input(
     assert np.isnan(predictions[n_test : n_test + 2]).all()
     assert np.isfinite(predictions[n_test + 2 :]).all()
     # Integer inference is the quantized model up to the input quantization (2**-f).
-    np.testing.assert_allclose(predictions[:n_test], model.predict(split.X_test), atol=1e-6)
+    expected = model.predict(split.X_test)
+    bound = plan.error_bound(model.coef(), float(np.max(np.abs(expected))))
+    assert np.max(np.abs(predictions[:n_test] - expected)) <= bound < 1e-6
 
 
-def test_the_example_program_refuses_a_short_line(tmp_path: Path, models, split) -> None:
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1 2 3 4 5 6 7 8\n1 2 3\n", "line 2: expected 8 numbers\n"),
+        ("1 2 3 4 5 6 7 8 9\n", "line 1: expected 8 numbers\n"),
+        ("1 2 3 4 5 6 7 8abc\n", "line 1: expected 8 numbers\n"),
+        ("1 " * 3000 + "\n", "line 1: longer than 4094 characters\n"),
+    ],
+)
+def test_the_example_program_refuses_malformed_lines(
+    tmp_path: Path, models, split, text: str, message: str
+) -> None:
     _, executable = _build(
         tmp_path, models["default-8bit"], np.abs(split.X_train).max(axis=0), STRICT_FLAGS
     )
     result = subprocess.run(
-        [str(executable)], input="1 2 3\n", capture_output=True, text=True, check=False
+        [str(executable)], input=text, capture_output=True, text=True, check=False
     )
     assert result.returncode == 1
-    assert result.stderr == "line 1: expected 8 numbers\n"
+    assert result.stderr == message
+
+
+def test_feature_names_cannot_escape_the_header_comment(tmp_path: Path, models, split) -> None:
+    plan = plan_fixed_point(models["default-8bit"], np.abs(split.X_train).max(axis=0))
+    names = ["a */ #error injected /*", "b??/", "c\\", "d\nx", "e", "f", "g", "h"]
+    header = render_header(plan, "m", names, "tag */ #error too")
+    (tmp_path / "m.h").write_text(header)
+    (tmp_path / "use.c").write_text('#include "m.h"\nint main(void) { return 0; }\n')
+    build = subprocess.run(
+        [_gcc(), *STRICT_FLAGS, "use.c", "-o", "use"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
+    assert build.stderr == ""
+    assert "#error" in header  # still readable, but inside the comment
+    plain = render_header(plan, "m", [f"x{j}" for j in range(8)], "tag")
+    assert header.count("*/") == plain.count("*/")
 
 
 def test_plans_keep_the_accumulator_in_int64_for_any_input(models, split) -> None:
@@ -208,7 +244,9 @@ def test_onnx_runtime_predicts_what_python_predicts(
         stored = {2: onnx.TensorProto.INT4, 4: onnx.TensorProto.INT4, 8: onnx.TensorProto.INT8}
         stored = {**stored, 16: onnx.TensorProto.INT16}[models[name].spec.bits]
         if models[name].spec.scheme == "asymmetric":
-            stored = onnx.TensorProto.UINT8
+            stored = {8: onnx.TensorProto.UINT8, 16: onnx.TensorProto.UINT16}[
+                models[name].spec.bits
+            ]
         assert "DequantizeLinear" in [node.op_type for node in graph.graph.node]
     path = tmp_path / "model.onnx"
     path.write_bytes(graph.SerializeToString())
@@ -266,7 +304,9 @@ def test_stage_exports_onnx_and_c_under_export_tag(run_cli, own_artifacts: Path)
         assert report["stored_bytes"]["json"] > 0
     report = json.loads((own_artifacts / "export/default-8bit/c/export.json").read_text())
     assert report["accumulator_bound"] <= INT64_MAX
+    assert report["max_abs_diff_vs_python"] <= report["error_bound"] < 1e-6
     assert "Integer-only inference: worst-case |accumulator|" in result.stdout
+    assert "bit-exact on all 4,128 test rows" in result.stdout
 
 
 def test_stage_errors_are_one_line(run_cli, own_artifacts: Path) -> None:
@@ -278,7 +318,9 @@ def test_stage_errors_are_one_line(run_cli, own_artifacts: Path) -> None:
     result = run_cli("stage=export", "export.model=int4", artifacts_dir)
     assert_one_line_error(result, "no quantized model 'int4'", exit_code=4)
     result = run_cli("stage=export", "dataset=diabetes", artifacts_dir)
-    assert_one_line_error(result, "default-8bit was made from other data", exit_code=3)
+    assert_one_line_error(result, "default-8bit was trained with other dataset", exit_code=2)
+    result = run_cli("stage=export", "dataset.random_state=7", artifacts_dir)
+    assert_one_line_error(result, "default-8bit was trained with other dataset", exit_code=2)
     assert not (own_artifacts / "export").exists()
 
 
@@ -287,6 +329,7 @@ def test_the_header_proves_its_bound(models, split) -> None:
     header = render_header(plan, "m", [f"x{j}" for j in range(8)], "provenance line")
     assert f"+ |INTERCEPT| = {plan.bound} <= 2^63 - 1" in header
     assert "static const int8_t m_codes[8]" in header
+    assert "static const int32_t m_zero_point = 0;" in header
     assert f"static const int64_t m_intercept = INT64_C({plan.intercept});" in header
     assert f"m_output_scale = {float.hex(plan.output_scale)};" in header
     assert "static inline double m_predict(" in header
