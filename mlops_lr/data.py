@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.datasets import fetch_california_housing, load_diabetes
-from sklearn.model_selection import train_test_split
 
 from mlops_lr.config import (
     CaliforniaDatasetConfig,
@@ -65,6 +63,8 @@ def load_dataset(config: DatasetConfig) -> Dataset:
     if isinstance(config, CaliforniaDatasetConfig):
         return load_california(config.data_home, config.download_if_missing)
     if isinstance(config, DiabetesDatasetConfig):
+        from sklearn.datasets import load_diabetes  # deferred: streaming needs no scikit-learn
+
         bunch = load_diabetes(as_frame=True)
         return _from_frame(bunch.frame, "target", None, source="diabetes", first_line=None)
     if isinstance(config, TableDatasetConfig):
@@ -80,6 +80,8 @@ def load_california(data_home: str | None = None, download_if_missing: bool = Tr
     DataError
         The data is not in the data home and cannot (or may not) be downloaded.
     """
+    from sklearn.datasets import fetch_california_housing
+
     try:
         bunch = fetch_california_housing(
             data_home=data_home, download_if_missing=download_if_missing, as_frame=True
@@ -111,6 +113,11 @@ def load_table(path: str | Path, target: str, features: list[str] | None = None)
         Feature columns, matched by name in any order; default: every column but ``target``.
     """
     path = Path(path)
+    if path.is_dir() or any(char in str(path) for char in "*?["):
+        raise DataError(
+            f"{path}: engine=memory reads one file; read a directory or glob with engine=stream "
+            "or engine=dask"
+        )
     if not path.is_file():
         raise DataError(f"dataset file not found: {path}")
     suffix = path.suffix.lower()
@@ -228,21 +235,61 @@ def fingerprint(dataset: Dataset) -> str:
     return digest.hexdigest()
 
 
-def split_dataset(dataset: Dataset, test_size: float, random_state: int) -> Split:
-    """Shuffle and split with scikit-learn's ``train_test_split``.
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: every input bit flips each output bit with probability ~1/2."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX_1
+    z = (z ^ (z >> np.uint64(27))) * _MIX_2
+    return z ^ (z >> np.uint64(31))
+
+
+def hash_test_rows(X: np.ndarray, y: np.ndarray, test_size: float, random_state: int) -> np.ndarray:
+    """Which rows are test rows under ``dataset.split=hash``: those whose 64-bit hash of their
+    values (and ``random_state``) falls below ``test_size``.
+
+    A row's side depends only on the row, never on the batch, file or partition it is read
+    in, so every engine splits a stream the same way without knowing its length (identical
+    rows land on the same side).
+    """
+    values = np.column_stack([np.asarray(X, np.float64), np.asarray(y, np.float64)])
+    values += 0.0  # -0.0 becomes 0.0: equal values hash equally
+    with np.errstate(over="ignore"):
+        # One multiply-add per value (distinct odd keys per column, mixed with the seed),
+        # then SplitMix64's finaliser spreads every bit over the whole hash.
+        keys = _mix(np.arange(1, values.shape[1] + 1, dtype=np.uint64) + np.uint64(random_state))
+        state = _mix((values.view(np.uint64) * (keys | np.uint64(1))).sum(axis=1, dtype=np.uint64))
+    return (state >> np.uint64(11)).astype(np.float64) * 2.0**-53 < test_size
+
+
+def split_dataset(
+    dataset: Dataset, test_size: float, random_state: int, method: str = "random"
+) -> Split:
+    """Shuffle and split with scikit-learn's ``train_test_split`` (``method="random"``), or by
+    :func:`hash_test_rows` (``"hash"``, rows kept in order).
 
     Raises
     ------
     DataError
         Either side of the split would have fewer than two rows.
     """
-    n_test = int(np.ceil(test_size * dataset.n_rows))
+    if method == "hash":
+        test = hash_test_rows(dataset.X, dataset.y, test_size, random_state)
+        n_test = int(test.sum())
+    else:
+        n_test = int(np.ceil(test_size * dataset.n_rows))
     n_train = dataset.n_rows - n_test
     if min(n_train, n_test) < MIN_SPLIT_ROWS:
         raise DataError(
             f"{dataset.name}: too few rows ({dataset.n_rows}) for test_size={test_size}: "
             f"train and test need at least {MIN_SPLIT_ROWS} rows each"
         )
+    if method == "hash":
+        return Split(dataset.X[~test], dataset.X[test], dataset.y[~test], dataset.y[test])
+    from sklearn.model_selection import train_test_split
+
     X_train, X_test, y_train, y_test = train_test_split(
         dataset.X, dataset.y, test_size=test_size, random_state=random_state
     )

@@ -436,7 +436,7 @@ def unpack_codes(buf: bytes, bits: int, n: int, signed: bool) -> np.ndarray:
 def calibration_objective(
     coef: np.ndarray,
     coef_q: np.ndarray,
-    X_calib: np.ndarray,
+    X_calib: np.ndarray | CalibrationMoments,
     intercept: float | None = None,
     intercept_q: float | None = None,
 ) -> float:
@@ -446,8 +446,8 @@ def calibration_objective(
     ----------
     coef, coef_q : np.ndarray
         Float and quantized coefficients.
-    X_calib : np.ndarray
-        Calibration features (training split).
+    X_calib : np.ndarray or CalibrationMoments
+        Calibration features (training split), or their moments.
     intercept, intercept_q : float, optional
         Float and quantized intercepts.  If omitted, the intercept is assumed
         bias-corrected exactly and the result is ``dw' S dw``.
@@ -458,7 +458,7 @@ def calibration_objective(
         ``dw' S dw + (xbar . dw + db)**2`` with ``dw = coef_q - coef``,
         ``db = intercept_q - intercept`` (0 when omitted).
     """
-    moments = _Moments.from_data(X_calib)
+    moments = CalibrationMoments.of(X_calib)
     dw = np.asarray(coef_q, dtype=np.float64) - np.asarray(coef, dtype=np.float64)
     value = float(dw @ moments.cov @ dw)
     if intercept is not None or intercept_q is not None:
@@ -469,14 +469,20 @@ def calibration_objective(
 
 
 @dataclass(frozen=True)
-class _Moments:
-    """Mean and centred (ddof=0) covariance of the calibration features."""
+class CalibrationMoments:
+    """Mean and centred (ddof=0) covariance of the calibration features: all the calibration
+    needs, so it can come from data streamed in batches (mlops_lr.sufficient)."""
 
     mean: np.ndarray
     cov: np.ndarray
 
     @classmethod
-    def from_data(cls, X: np.ndarray) -> _Moments:
+    def of(cls, X_calib: np.ndarray | CalibrationMoments) -> CalibrationMoments:
+        """``X_calib``'s moments (or ``X_calib`` itself when it already is moments)."""
+        return X_calib if isinstance(X_calib, CalibrationMoments) else cls.from_data(X_calib)
+
+    @classmethod
+    def from_data(cls, X: np.ndarray) -> CalibrationMoments:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[0] < 2:
             raise ValueError("X_calib must be a 2-D array with at least 2 rows")
@@ -920,7 +926,10 @@ def _search(coef: np.ndarray, spec: QuantizationSpec, hessian: np.ndarray) -> _S
 # Public entry point
 # --------------------------------------------------------------------------- #
 def quantize_linear_model(
-    coef: np.ndarray, intercept: float, spec: QuantizationSpec, X_calib: np.ndarray
+    coef: np.ndarray,
+    intercept: float,
+    spec: QuantizationSpec,
+    X_calib: np.ndarray | CalibrationMoments,
 ) -> QuantizedLinearModel:
     """Quantize a fitted linear model's coefficients.
 
@@ -932,9 +941,9 @@ def quantize_linear_model(
         Float intercept.
     spec : QuantizationSpec
         Quantization settings.
-    X_calib : np.ndarray
+    X_calib : np.ndarray or CalibrationMoments
         Calibration features, shape ``(n_samples, n_features)`` - the training
-        split, never test data.
+        split, never test data - or their :class:`CalibrationMoments`.
 
     Returns
     -------
@@ -952,7 +961,7 @@ def quantize_linear_model(
         raise ValueError("coef must be a non-empty 1-D array of finite values")
     if not math.isfinite(intercept):
         raise ValueError("intercept must be finite")
-    moments = _Moments.from_data(X_calib)
+    moments = CalibrationMoments.of(X_calib)
     if moments.mean.size != coef.size:
         raise ValueError(f"X_calib has {moments.mean.size} features, coef has {coef.size}")
 

@@ -18,8 +18,15 @@ from sklearn.base import BaseEstimator, RegressorMixin, is_regressor
 from mlops_lr import artifacts
 from mlops_lr.artifacts import METRICS_FILE, MODEL_FILE, SAMPLES_FILE
 from mlops_lr.config import Config, LinearRegressionConfig, as_dict
-from mlops_lr.data import Dataset, Split, fingerprint, load_dataset, split_dataset
-from mlops_lr.exceptions import ArtifactError, ConfigError
+from mlops_lr.data import (
+    MIN_SPLIT_ROWS,
+    Dataset,
+    Split,
+    fingerprint,
+    load_dataset,
+    split_dataset,
+)
+from mlops_lr.exceptions import ArtifactError, ConfigError, DataError
 from mlops_lr.metrics import regression_metrics
 
 # The first test rows are saved with the model (SAMPLES_FILE), so `stage=predict` can show
@@ -29,12 +36,14 @@ N_SAMPLES = 5
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """A fitted model with the data it was fitted and evaluated on."""
+    """A fitted model, its metrics, its first test rows and the fingerprint of its data;
+    ``split`` is the in-memory split it was fitted on (None when the data was streamed)."""
 
     model: RegressorMixin
-    dataset: Dataset
-    split: Split
     metrics: dict[str, Any]
+    samples: dict[str, Any]
+    data_fingerprint: str
+    split: Split | None = None
 
 
 def build_model(config: LinearRegressionConfig) -> RegressorMixin:
@@ -57,22 +66,90 @@ def build_model(config: LinearRegressionConfig) -> RegressorMixin:
 
 def prepare_data(config: Config) -> tuple[Dataset, Split]:
     """Load the configured dataset and split it as configured."""
-    dataset = load_dataset(config.dataset)
-    return dataset, split_dataset(dataset, config.dataset.test_size, config.dataset.random_state)
+    settings = config.dataset
+    dataset = load_dataset(settings)
+    split = split_dataset(dataset, settings.test_size, settings.random_state, settings.split)
+    return dataset, split
 
 
 def fit_and_evaluate(config: Config, dataset: Dataset, split: Split) -> TrainedModel:
-    """Fit the configured model on the training split and score it on both splits."""
+    """Fit the configured model on the training split (in memory) and score it on both."""
     model = build_model(config.model).fit(split.X_train, split.y_train)
-    test = regression_metrics(split.y_test, model.predict(split.X_test))
-    metrics = {
+    metrics = _metrics(
+        model,
+        test=regression_metrics(split.y_test, model.predict(split.X_test)),
+        train_r2=regression_metrics(split.y_train, model.predict(split.X_train))["r2"],
+        n_train=len(split.y_train),
+        n_test=len(split.y_test),
+        dataset=dataset.name,
+        feature_names=dataset.feature_names,
+        target_name=dataset.target_name,
+    )
+    samples = _samples(dataset.feature_names, split.X_test, split.y_test)
+    return TrainedModel(model, metrics, samples, fingerprint(dataset), split)
+
+
+def fit_streamed(config: Config) -> TrainedModel:
+    """Fit and score the model out of core (``engine=stream`` or ``dask``): exact sufficient
+    statistics of the training rows, then exact error sums of both splits, batch by batch."""
+    from mlops_lr.engines import SplitRule, StreamingFit, make_source
+
+    rule = SplitRule(config.dataset.test_size, config.dataset.random_state)
+    with StreamingFit(config.engine, make_source(config)) as streaming:
+        return fit_from_statistics(config, streaming, streaming.statistics(rule), rule)
+
+
+def fit_from_statistics(config: Config, streaming, statistics, rule) -> TrainedModel:  # type: ignore[no-untyped-def]
+    """The model that ``statistics`` (of the training rows) define, scored by another pass
+    of ``streaming`` over the data."""
+    try:
+        coef, intercept = statistics.solve(config.model.fit_intercept)
+    except ValueError as error:
+        raise DataError(f"cannot fit: {error} in the training split") from None
+    evaluation = streaming.evaluate(rule, coef, intercept, N_SAMPLES)
+    if evaluation.test.n < MIN_SPLIT_ROWS:
+        raise DataError(
+            f"only {evaluation.test.n} test row(s) with test_size={config.dataset.test_size}: "
+            f"at least {MIN_SPLIT_ROWS} are needed"
+        )
+    model = build_model(config.model)
+    model.coef_, model.intercept_ = coef, intercept
+    model.n_features_in_ = len(coef)
+    source = streaming.source
+    metrics = _metrics(
+        model,
+        test=evaluation.test.metrics(),
+        train_r2=evaluation.train.metrics()["r2"],
+        n_train=statistics.n,
+        n_test=evaluation.test.n,
+        dataset=config.dataset.name,
+        feature_names=source.feature_names,
+        target_name=source.target_name,
+    )
+    samples = _samples(source.feature_names, evaluation.samples_X, evaluation.samples_y)
+    return TrainedModel(model, metrics, samples, source.fingerprint())
+
+
+def _metrics(
+    model: RegressorMixin,
+    *,
+    test: dict[str, float],
+    train_r2: float,
+    n_train: int,
+    n_test: int,
+    dataset: str,
+    feature_names: tuple[str, ...],
+    target_name: str,
+) -> dict[str, Any]:
+    """What ``metrics.json`` holds: test scores, sizes, names, the exact parameters."""
+    return {
         **test,
-        "train_r2": regression_metrics(split.y_train, model.predict(split.X_train))["r2"],
-        "n_train": int(split.X_train.shape[0]),
-        "n_test": int(split.X_test.shape[0]),
-        "dataset": dataset.name,
-        "feature_names": list(dataset.feature_names),
-        "target_name": dataset.target_name,
+        "train_r2": train_r2,
+        "n_train": int(n_train),
+        "n_test": int(n_test),
+        "dataset": dataset,
+        "feature_names": list(feature_names),
+        "target_name": target_name,
         "coef": np.asarray(model.coef_, dtype=float).tolist(),
         "intercept": float(model.intercept_),
         "created_at": utc_now(),
@@ -82,7 +159,14 @@ def fit_and_evaluate(config: Config, dataset: Dataset, split: Split) -> TrainedM
             "numpy": np.__version__,
         },
     }
-    return TrainedModel(model=model, dataset=dataset, split=split, metrics=metrics)
+
+
+def _samples(names: tuple[str, ...], X_test: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
+    return {
+        "feature_names": list(names),
+        "X": np.asarray(X_test)[:N_SAMPLES].tolist(),
+        "y": np.asarray(y_test)[:N_SAMPLES].tolist(),
+    }
 
 
 # Settings that change where data comes from or how fast a fit runs, never the fitted model
@@ -103,17 +187,11 @@ def save(trained: TrainedModel, config: Config, directory: str | Path) -> dict[s
     files = {
         MODEL_FILE: artifacts.joblib_bytes(trained.model),
         METRICS_FILE: artifacts.json_bytes(trained.metrics),
-        SAMPLES_FILE: artifacts.json_bytes(
-            {
-                "feature_names": list(trained.dataset.feature_names),
-                "X": trained.split.X_test[:N_SAMPLES].tolist(),
-                "y": trained.split.y_test[:N_SAMPLES].tolist(),
-            }
-        ),
+        SAMPLES_FILE: artifacts.json_bytes(trained.samples),
     }
     metadata = {
         "created_at": trained.metrics["created_at"],
-        "data_fingerprint": fingerprint(trained.dataset),
+        "data_fingerprint": trained.data_fingerprint,
         "training": training_key(config),
         "config": as_dict(config),
     }
@@ -145,24 +223,26 @@ def load_or_train(
             manifest = artifacts.read_manifest(directory)
         except ArtifactError:
             manifest = None
-        reason = _stale_reason(manifest, directory, config, dataset)
+        reason = stale_reason(manifest, directory, config, fingerprint(dataset))
         if reason is None:
             metrics = json.loads(artifacts.read_verified(directory, METRICS_FILE))
-            return TrainedModel(load(directory), dataset, split, metrics), manifest, None
+            samples = json.loads(artifacts.read_verified(directory, SAMPLES_FILE))
+            trained = TrainedModel(load(directory), metrics, samples, fingerprint(dataset), split)
+            return trained, manifest, None
         trained = fit_and_evaluate(config, dataset, split)
         return trained, save(trained, config, directory), reason
 
 
-def _stale_reason(
-    manifest: dict[str, Any] | None, directory: Path, config: Config, dataset: Dataset
+def stale_reason(
+    manifest: dict[str, Any] | None, directory: Path, config: Config, data_fingerprint: str
 ) -> str | None:
-    """Why the model that ``manifest`` describes cannot be reused for ``config`` and
-    ``dataset``, if so."""
+    """Why the model that ``manifest`` describes cannot be reused for ``config`` and the data
+    with ``data_fingerprint``, if so (None: it can)."""
     if manifest is None or MODEL_FILE not in manifest.get("files", {}):
         return f"no trained model in {directory}"
     if manifest.get("training") != training_key(config):
         return "the saved model was trained with another dataset or model config"
-    if manifest.get("data_fingerprint") != fingerprint(dataset):
+    if manifest.get("data_fingerprint") != data_fingerprint:
         return "the saved model was trained on different data"
     return None
 

@@ -34,7 +34,8 @@ def test_diabetes_needs_no_download(run_cli, tmp_path: Path, monkeypatch) -> Non
     monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "empty-data-home"))
     result = run_cli("dataset=diabetes", "dataset.random_state=0")
     assert result.returncode == 0, result.stderr
-    assert "Dataset: diabetes (442 rows, 10 features; train 353, test 89)" in result.stdout
+    expected = "Dataset: diabetes (442 rows, 10 features; train 353, test 89; engine memory)"
+    assert expected in result.stdout
     assert (tmp_path / "artifacts" / "model.joblib").exists()
 
 

@@ -20,6 +20,10 @@ from tests.conftest import CONFIG_DIR
 # The extra overrides an option needs to be complete.
 REQUIRED = {
     ("dataset", "csv"): ["dataset.path=data.csv", "dataset.target=price"],
+    ("dataset", "parquet"): ["dataset.path=data/"],
+    # A stream cannot be shuffled: the streaming engines need the hash split.
+    ("engine", "stream"): ["dataset.split=hash"],
+    ("engine", "dask"): ["dataset.split=hash"],
     # A sweep puts quantized models in Hydra's job directory, known only inside a real run.
     ("sweep", "bits"): ["paths.quantized_dir=quantized"],
 }
@@ -110,6 +114,11 @@ def test_overrides_reach_the_typed_config(make_config) -> None:
         (["serve.log_level=loud"], "serve.log_level='loud'"),
         (["export.format=pdf"], "export.format='pdf'"),
         (["export.model=../x"], "export.model='../x'"),
+        (["dataset.split=shuffle"], "dataset.split='shuffle'"),
+        (["dataset.random_state=-1"], "dataset.random_state=-1"),
+        (["engine=stream", "dataset.split=hash", "engine.threads=0"], "engine.threads=0"),
+        (["engine=dask", "dataset.split=hash", "engine.n_workers=0"], "engine.n_workers=0"),
+        (["engine.batch_rows=0"], "engine.batch_rows=0"),
     ],
 )
 def test_impossible_values_are_refused_naming_the_key(make_config, overrides, key: str) -> None:

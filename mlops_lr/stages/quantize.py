@@ -6,6 +6,7 @@ first otherwise, and writes ``<quantized_dir>/<tag>/`` (default ``artifacts/quan
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,11 @@ import numpy as np
 
 from mlops_lr import artifacts, training
 from mlops_lr.config import Config, QualityConfig, QuantizationConfig, as_dict
-from mlops_lr.data import Split
-from mlops_lr.exceptions import ConfigError, DataError
+from mlops_lr.exceptions import ArtifactError, ConfigError, DataError
 from mlops_lr.metrics import prediction_difference, regression_metrics
 from mlops_lr.quantize import (
+    CalibrationMoments,
+    QuantizationSpec,
     QuantizedLinearModel,
     SearchBudgetExceeded,
     calibration_objective,
@@ -44,29 +46,18 @@ def run(config: Config) -> dict[str, Any]:
     Returns the metrics written to ``metrics.json``.
     """
     qconfig = config.quantization
-    dataset, split = training.prepare_data(config)
-    trained, source_manifest, reason = training.load_or_train(config, dataset, split)
-    if reason is not None:
-        print(f"Trained the float model first ({reason}).")
-    float_model = trained.model
-    coef = np.asarray(float_model.coef_, dtype=np.float64)
-    intercept = float(float_model.intercept_)
-    try:
-        spec = spec_from(qconfig, fit_intercept=config.model.fit_intercept)
-        quantized = quantize_linear_model(coef, intercept, spec, split.X_train)
-    except SearchBudgetExceeded as error:
-        raise ConfigError(
-            f"quantization.max_nodes={qconfig.max_nodes} is too small: {error}"
-        ) from None
-    except ValueError as error:  # a model the format cannot hold (float32 range)
-        raise DataError(f"cannot quantize this model: {error}") from None
+    spec = spec_from(qconfig, fit_intercept=config.model.fit_intercept)
+    if config.engine.name == "memory":
+        evaluated = _in_memory(config, spec)
+    else:
+        evaluated = _streamed(config, spec)
+    quantized, coef, intercept = evaluated.quantized, evaluated.coef, evaluated.intercept
+    source_manifest, feature_names = evaluated.manifest, evaluated.feature_names
 
     model_bytes = artifacts.json_bytes(quantized.to_dict())
     source_model = source_manifest["files"][training.MODEL_FILE]
-    pred_float = float_model.predict(split.X_test)
-    pred_quant = quantized.predict(split.X_test)
     metrics = {
-        **_metrics(qconfig, quantized, coef, intercept, split, pred_float, pred_quant),
+        **_metrics(qconfig, quantized, coef, intercept, evaluated),
         "size_bytes_float": source_model["bytes"],
         "size_bytes_quant": len(model_bytes),
         "payload_bytes_float": 8 * (coef.size + 1),
@@ -76,15 +67,15 @@ def run(config: Config) -> dict[str, Any]:
     tag = qconfig.resolved_tag
     report = quantization_report(
         title=f"Quantization report: {tag}",
-        feature_names=dataset.feature_names,
+        feature_names=feature_names,
         coef=coef,
         intercept=intercept,
         coef_quant=quantized.coef(),
         intercept_quant=quantized.intercept_value(),
         metrics=metrics,
-        y_true=split.y_test,
-        pred_float=pred_float,
-        pred_quant=pred_quant,
+        y_true=evaluated.samples_y,
+        pred_float=evaluated.samples_X @ coef + intercept,
+        pred_quant=quantized.predict(evaluated.samples_X),
     )
     directory = Path(config.paths.quantized_dir) / tag
     artifacts.write_artifacts(
@@ -99,7 +90,7 @@ def run(config: Config) -> dict[str, Any]:
             "source_model": source_model,
             "data_fingerprint": source_manifest["data_fingerprint"],
             "training": source_manifest["training"],
-            "feature_names": list(dataset.feature_names),
+            "feature_names": list(feature_names),
             "quantization": as_dict(qconfig),
         },
     )
@@ -110,19 +101,130 @@ def run(config: Config) -> dict[str, Any]:
     return metrics
 
 
+@dataclass(frozen=True)
+class _Evaluated:
+    """A quantized model with what its report needs: the float parameters, the calibration
+    moments, both models' test scores, their prediction differences and the first test rows."""
+
+    quantized: QuantizedLinearModel
+    coef: np.ndarray
+    intercept: float
+    moments: CalibrationMoments
+    float_scores: dict[str, float]
+    quant_scores: dict[str, float]
+    differences: dict[str, float]
+    n_test: int
+    samples_X: np.ndarray
+    samples_y: np.ndarray
+    manifest: dict[str, Any]
+    feature_names: tuple[str, ...]
+
+
+def _in_memory(config: Config, spec: QuantizationSpec) -> _Evaluated:
+    """Load and split the data, reuse or train the float model, quantize, predict."""
+    dataset, split = training.prepare_data(config)
+    trained, manifest, reason = training.load_or_train(config, dataset, split)
+    if reason is not None:
+        print(f"Trained the float model first ({reason}).")
+    coef, intercept = _parameters(trained.model)
+    moments = CalibrationMoments.from_data(split.X_train)
+    quantized = _quantize(config, coef, intercept, spec, moments)
+    pred_float, pred_quant = trained.model.predict(split.X_test), quantized.predict(split.X_test)
+    return _Evaluated(
+        quantized,
+        coef,
+        intercept,
+        moments,
+        regression_metrics(split.y_test, pred_float),
+        regression_metrics(split.y_test, pred_quant),
+        prediction_difference(pred_float, pred_quant),
+        len(split.y_test),
+        split.X_test[: training.N_SAMPLES],
+        split.y_test[: training.N_SAMPLES],
+        manifest,
+        dataset.feature_names,
+    )
+
+
+def _streamed(config: Config, spec: QuantizationSpec) -> _Evaluated:
+    """Out of core: the training rows' statistics (a pass) give the float model (reused or
+    solved) and the calibration moments; another pass compares both models on the test rows."""
+    from mlops_lr.engines import SplitRule, StreamingFit, make_source
+
+    directory = Path(config.paths.artifacts_dir)
+    rule = SplitRule(config.dataset.test_size, config.dataset.random_state)
+    source = make_source(config)
+    with StreamingFit(config.engine, source) as streaming:
+        statistics = streaming.statistics(rule)
+        with artifacts.locked(directory):
+            try:
+                manifest = artifacts.read_manifest(directory)
+            except ArtifactError:
+                manifest = None
+            reason = training.stale_reason(manifest, directory, config, source.fingerprint())
+            if reason is None:
+                model = training.load(directory)
+            else:
+                print(f"Trained the float model first ({reason}).")
+                trained = training.fit_from_statistics(config, streaming, statistics, rule)
+                manifest, model = training.save(trained, config, directory), trained.model
+        coef, intercept = _parameters(model)
+        moments = statistics.moments()
+        quantized = _quantize(config, coef, intercept, spec, moments)
+        comparison = streaming.compare(
+            rule, (coef, intercept), (quantized.coef(), quantized.intercept_value()), 5
+        )
+    n_test = comparison.reference.n
+    return _Evaluated(
+        quantized,
+        coef,
+        intercept,
+        moments,
+        comparison.reference.metrics(),
+        comparison.candidate.metrics(),
+        {
+            "max_abs_pred_diff": comparison.max_abs_difference,
+            "mean_abs_pred_diff": comparison.sum_abs_difference / n_test,
+        },
+        n_test,
+        comparison.samples_X,
+        comparison.samples_y,
+        manifest,
+        source.feature_names,
+    )
+
+
+def _parameters(model: Any) -> tuple[np.ndarray, float]:
+    return np.asarray(model.coef_, dtype=np.float64), float(model.intercept_)
+
+
+def _quantize(
+    config: Config,
+    coef: np.ndarray,
+    intercept: float,
+    spec: QuantizationSpec,
+    moments: CalibrationMoments,
+) -> QuantizedLinearModel:
+    try:
+        return quantize_linear_model(coef, intercept, spec, moments)
+    except SearchBudgetExceeded as error:
+        raise ConfigError(
+            f"quantization.max_nodes={config.quantization.max_nodes} is too small: {error}"
+        ) from None
+    except ValueError as error:  # a model the format cannot hold (float32 range)
+        raise DataError(f"cannot quantize this model: {error}") from None
+
+
 def _metrics(
     qconfig: QuantizationConfig,
     quantized: QuantizedLinearModel,
     coef: np.ndarray,
     intercept: float,
-    split: Split,
-    pred_float: np.ndarray,
-    pred_quant: np.ndarray,
+    evaluated: _Evaluated,
 ) -> dict[str, Any]:
     """What the quantization did to the parameters and to the test-split predictions."""
-    float_scores = regression_metrics(split.y_test, pred_float)
-    quant_scores = regression_metrics(split.y_test, pred_quant)
-    differences = prediction_difference(pred_float, pred_quant)
+    float_scores, quant_scores = evaluated.float_scores, evaluated.quant_scores
+    differences = evaluated.differences
     coef_quant, intercept_quant = quantized.coef(), quantized.intercept_value()
     return {
         "tag": qconfig.resolved_tag,
@@ -144,8 +246,8 @@ def _metrics(
         "max_coef_error": float(np.max(np.abs(coef_quant - coef))),
         "intercept_error": abs(intercept_quant - intercept),
         "calibration_objective": calibration_objective(
-            coef, coef_quant, split.X_train, intercept, intercept_quant
+            coef, coef_quant, evaluated.moments, intercept, intercept_quant
         ),
         "quality": quality_verdict(differences["mean_abs_pred_diff"], qconfig.quality),
-        "n_test": int(split.X_test.shape[0]),
+        "n_test": int(evaluated.n_test),
     }

@@ -13,13 +13,17 @@ def run(config: Config) -> dict[str, Any]:
 
     Returns the metrics written to ``metrics.json``.
     """
-    dataset, split = training.prepare_data(config)
-    trained = training.fit_and_evaluate(config, dataset, split)
+    if config.engine.name == "memory":
+        dataset, split = training.prepare_data(config)
+        trained = training.fit_and_evaluate(config, dataset, split)
+    else:
+        trained = training.fit_streamed(config)
     training.save(trained, config, config.paths.artifacts_dir)
     metrics = trained.metrics
     print(
-        f"Dataset: {dataset.name} ({dataset.n_rows} rows, {dataset.n_features} features; "
-        f"train {metrics['n_train']}, test {metrics['n_test']})"
+        f"Dataset: {metrics['dataset']} ({metrics['n_train'] + metrics['n_test']} rows, "
+        f"{len(metrics['feature_names'])} features; train {metrics['n_train']}, "
+        f"test {metrics['n_test']}; engine {config.engine.name})"
     )
     print(f"Model: {trained.model!r}")
     print(
