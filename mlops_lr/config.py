@@ -136,8 +136,8 @@ class EngineConfig:
 
     GROUP: ClassVar[str] = "engine"
     name: str = MISSING
-    # Rows per batch (stream; dask: per CSV block or in-memory partition; Parquet partitions
-    # follow the files' row groups). Small enough to stay in cache and keep memory low.
+    # Rows per batch (stream; dask: per CSV block or in-memory partition, while Dask sizes
+    # Parquet partitions from the row groups). Small enough to stay in cache.
     batch_rows: int = 250_000
 
     def __post_init__(self) -> None:
@@ -421,10 +421,15 @@ class Config:
                 f"hash with {engine} (a stream cannot be shuffled)",
             )
             _check(
-                not self.model.positive and self.model._target_ == _LINEAR_REGRESSION,
+                not self.model.positive
+                and self.model.fit_intercept
+                and self.model._target_ == _LINEAR_REGRESSION,
                 "model",
-                self.model._target_ + (" with positive=true" if self.model.positive else ""),
-                f"LinearRegression without positive=true with {engine}",
+                self.model._target_
+                + (" with positive=true" if self.model.positive else "")
+                + ("" if self.model.fit_intercept else " with fit_intercept=false"),
+                f"LinearRegression with an intercept and without positive=true with {engine} "
+                "(its statistics are centred)",
             )
             _check(
                 self.stage in ("train", "quantize"),

@@ -233,11 +233,8 @@ class _ThreadRunner:
 
     def __call__(self, compute: Callable[..., Result]) -> Result:
         with ThreadPoolExecutor(self.threads) as pool:
-            results = _ordered(pool, compute, self.source.batches(), self.threads + 1)
-            try:
-                return merge_all(results)
-            except ValueError:  # nothing to merge
-                raise DataError(f"{_describe(self.source)}: no data rows") from None
+            # StreamingFit.shift() has found a row already: there is something to merge.
+            return merge_all(_ordered(pool, compute, self.source.batches(), self.threads + 1))
 
 
 def _ordered(
@@ -257,7 +254,8 @@ def _ordered(
 
 class _DaskRunner(contextlib.AbstractContextManager):
     """Run the batch functions on the partitions of a Dask DataFrame, on a LocalCluster
-    (127.0.0.1, no dashboard) or the scheduler at ``engine.address``."""
+    (127.0.0.1, no dashboard; the scheduler's small HTTP server for health and metrics still
+    listens on 127.0.0.1) or the scheduler at ``engine.address``."""
 
     def __init__(self, engine: DaskEngineConfig, source: FileSource | MemorySource) -> None:
         try:
@@ -271,6 +269,9 @@ class _DaskRunner(contextlib.AbstractContextManager):
         self.engine = engine
         self.source = source
         self._stack = contextlib.ExitStack()
+        # The scheduler's and nannies' INFO lines would reach the console through Hydra's
+        # logging; warnings and errors still do.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
         try:
             if engine.address is None:
                 cluster = self._stack.enter_context(
@@ -280,7 +281,8 @@ class _DaskRunner(contextlib.AbstractContextManager):
                         processes=True,
                         host="127.0.0.1",
                         dashboard_address=None,
-                        silence_logs=logging.ERROR,
+                        scheduler_kwargs={"dashboard": False},
+                        silence_logs=logging.CRITICAL,
                     )
                 )
                 self.client = self._stack.enter_context(distributed.Client(cluster))
@@ -288,7 +290,7 @@ class _DaskRunner(contextlib.AbstractContextManager):
                 self.client = self._stack.enter_context(
                     distributed.Client(engine.address, timeout="10s")
                 )
-        except OSError as error:
+        except (OSError, ValueError, TimeoutError) as error:
             self._stack.close()
             raise ConfigError(f"cannot reach the Dask scheduler: {error}") from None
 
@@ -301,18 +303,18 @@ class _DaskRunner(contextlib.AbstractContextManager):
     def __call__(self, compute: Callable[..., Result]) -> Result:
         from dask import delayed
 
-        frame = self._frame()
         names = list(self.source.feature_names)
         target = self.source.target_name
-        level = [
-            delayed(_on_partition)(part, names, target, compute) for part in frame.to_delayed()
-        ]
-        while len(level) > 1:
-            level = [
-                delayed(_merge_pair)(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
-                for i in range(0, len(level), 2)
-            ]
         try:
+            frame = self._frame()
+            level = [
+                delayed(_on_partition)(part, names, target, compute) for part in frame.to_delayed()
+            ]
+            while len(level) > 1:
+                level = [
+                    delayed(_merge_pair)(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+                    for i in range(0, len(level), 2)
+                ]
             return self.client.compute(level[0]).result()
         except DataError:
             raise
@@ -337,12 +339,16 @@ class _DaskRunner(contextlib.AbstractContextManager):
         files = [str(path) for path in source.paths]
         if source.is_parquet:
             return dd.read_parquet(files, columns=columns, split_row_groups="adaptive")
-        return dd.read_csv(
+        # Correctly rounded floats (pandas' default parser is not): the same values, hence the
+        # same hash split, as pyarrow reads. All columns are parsed, so a row with more fields
+        # than the header is an error rather than silently cut.
+        frame = dd.read_csv(
             files,
-            usecols=columns,
             dtype=dict.fromkeys(columns, "float64"),
+            float_precision="round_trip",
             blocksize=max(1 << 16, source.batch_rows * 100),
         )
+        return frame[columns]
 
 
 def _on_partition(frame, names: list[str], target: str, compute: Callable[..., Result]) -> Result:  # type: ignore[no-untyped-def]

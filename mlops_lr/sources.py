@@ -21,12 +21,12 @@ from mlops_lr.exceptions import DataError
 
 @dataclass(frozen=True)
 class Batch:
-    """Rows ``X`` (float64, finite), target ``y``, and where they came from."""
+    """Rows ``X`` (float64, finite) and target ``y``; ``first_row`` is the 0-based index of
+    the first one in its file or dataset."""
 
     X: np.ndarray
     y: np.ndarray
-    source: str
-    first_row: int  # 0-based index of the first row within its source
+    first_row: int
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class MemorySource:
         X, y = self.dataset.X, self.dataset.y
         for start in range(0, len(y), self.batch_rows):
             stop = start + self.batch_rows
-            yield Batch(X[start:stop], y[start:stop], self.dataset.name, start)
+            yield Batch(X[start:stop], y[start:stop], start)
 
     def fingerprint(self) -> str:
         from mlops_lr.data import fingerprint
@@ -190,9 +190,9 @@ def read_file(
                 ),
             )
         for record_batch in reader:
-            X, y = _arrays(record_batch, feature_names, target)
+            X, y = _arrays(record_batch, feature_names, target, path)
             _check_finite(X, y, [*feature_names, target], path, row + line_offset, parquet_file)
-            yield Batch(X, y, str(path), row)
+            yield Batch(X, y, row)
             row += len(y)
     except pa.ArrowException as error:
         raise DataError(f"{path}: cannot be read: {_first_line(error)}") from None
@@ -200,9 +200,14 @@ def read_file(
         raise DataError(f"{path}: cannot be read: {error}") from None
 
 
-def _arrays(record_batch, feature_names: Sequence[str], target: str):  # type: ignore[no-untyped-def]
+def _arrays(record_batch, feature_names: Sequence[str], target: str, path: Path):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
     def column(name: str) -> np.ndarray:
         values = record_batch.column(name)
+        kind = values.type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            raise DataError(f"{path}: column {name!r} is not numeric ({kind})")
         return values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
 
     X = np.column_stack([column(name) for name in feature_names])

@@ -118,8 +118,10 @@ class LinearStats:
             shift_y=self.shift_y,
         )
 
-    def solve(self, fit_intercept: bool = True) -> tuple[np.ndarray, float]:
-        """``(coef, intercept)`` of the least-squares fit, as scikit-learn's LinearRegression.
+    def solve(self) -> tuple[np.ndarray, float]:
+        """``(coef, intercept)`` of the least-squares fit with an intercept, as scikit-learn's
+        LinearRegression. (Without an intercept the normal equations would be uncentred,
+        which is what this avoids: the streaming engines require ``fit_intercept=true``.)
 
         Raises
         ------
@@ -128,15 +130,7 @@ class LinearStats:
         """
         if self.n < 2:
             raise ValueError(f"least squares needs at least 2 rows, got {self.n}")
-        if fit_intercept:
-            gram, cross = self.sxx, self.sxy
-        else:  # uncentred products, rebuilt from the centred ones
-            mean_x, mean_y = self.shift_x + self.mean_x, self.shift_y + self.mean_y
-            gram = self.sxx + self.n * np.outer(mean_x, mean_x)
-            cross = self.sxy + self.n * mean_x * mean_y
-        coef = _solve_symmetric(gram, cross)
-        if not fit_intercept:
-            return coef, 0.0
+        coef = _solve_symmetric(self.sxx, self.sxy)
         # ȳ - x̄·w, with the shifts' part apart so the small means keep their precision
         intercept = (self.shift_y - float(self.shift_x @ coef)) + (
             self.mean_y - float(self.mean_x @ coef)
@@ -200,23 +194,21 @@ def exact_solution(gram: np.ndarray, cross: np.ndarray) -> np.ndarray:
 
 def _solve_symmetric(gram: np.ndarray, cross: np.ndarray) -> np.ndarray:
     """Solve ``gram w = cross`` for a symmetric positive semi-definite ``gram``: Cholesky on
-    the unit-diagonal scaling, least squares (minimum norm) when it is singular."""
+    the unit-diagonal scaling; when that is singular or ill-conditioned, the minimum-norm
+    least-squares solution in the original variables (scikit-learn's answer)."""
     from scipy import linalg  # deferred: importing this module needs only numpy
 
-    diagonal = np.diag(gram).copy()
-    scale = np.where(diagonal > 0, 1.0 / np.sqrt(np.where(diagonal > 0, diagonal, 1.0)), 0.0)
-    scaled = gram * np.outer(scale, scale)
-    try:
-        if not (diagonal > 0).all():
-            raise linalg.LinAlgError("a constant feature")
-        factor = linalg.cho_factor(scaled, lower=False, check_finite=True)
-        solution = linalg.cho_solve(factor, cross * scale)
-        # Accept the Cholesky solution only where the scaled system is well conditioned.
-        if np.linalg.cond(scaled) > 1e12:
-            raise linalg.LinAlgError("ill-conditioned")
-    except linalg.LinAlgError:
-        solution = linalg.lstsq(scaled, cross * scale, cond=None)[0]
-    return solution * scale
+    diagonal = np.diag(gram)
+    if (diagonal > 0).all():
+        scale = 1.0 / np.sqrt(diagonal)
+        scaled = gram * np.outer(scale, scale)
+        if np.linalg.cond(scaled) < 1e12:
+            try:
+                factor = linalg.cho_factor(scaled, lower=False, check_finite=True)
+                return linalg.cho_solve(factor, cross * scale) * scale
+            except linalg.LinAlgError:
+                pass
+    return linalg.lstsq(gram, cross, cond=None)[0]
 
 
 @dataclass(frozen=True)

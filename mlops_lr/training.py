@@ -103,7 +103,7 @@ def fit_from_statistics(config: Config, streaming, statistics, rule) -> TrainedM
     """The model that ``statistics`` (of the training rows) define, scored by another pass
     of ``streaming`` over the data."""
     try:
-        coef, intercept = statistics.solve(config.model.fit_intercept)
+        coef, intercept = statistics.solve()
     except ValueError as error:
         raise DataError(f"cannot fit: {error} in the training split") from None
     evaluation = streaming.evaluate(rule, coef, intercept, N_SAMPLES)

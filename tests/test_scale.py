@@ -75,12 +75,13 @@ def test_offsets_up_to_a_million_stay_exact(train, offset: float) -> None:
         assert relative(naive, extended_reference(X, y)) > 1e-6
 
 
-def test_without_intercept(train) -> None:
+def test_collinear_features_get_scikit_learns_minimum_norm_solution(train) -> None:
     X, y = train
-    coef, intercept = stats_in_batches(X, y, 1000).solve(fit_intercept=False)
-    reference = LinearRegression(fit_intercept=False).fit(X, y)
-    assert intercept == 0.0
-    assert relative(coef, reference.coef_) < 1e-9
+    X = np.column_stack([X, 2 * X[:, 0]])  # an exact duplicate, scaled
+    coef, intercept = stats_in_batches(X, y, 1000).solve()
+    reference = LinearRegression().fit(X, y)
+    assert relative(coef, reference.coef_) < 1e-6
+    np.testing.assert_allclose(X[:100] @ coef + intercept, reference.predict(X[:100]), rtol=1e-9)
 
 
 def test_merging_is_exact_in_any_grouping(train) -> None:
@@ -171,9 +172,10 @@ def test_streamed_files_give_scikit_learns_fit_on_the_same_split(
     assert abs(intercept - reference.intercept_) < 1e-9 * abs(reference.intercept_)
 
 
-def test_the_dask_engine_gives_the_same_fit(california: Dataset, tmp_path: Path) -> None:
-    write_files(california, tmp_path / "data", "parquet", parts=4)
-    source = file_source(str(tmp_path / "data" / "*.parquet"), "MedHouseVal", None, 3000)
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_the_dask_engine_gives_the_same_fit(california: Dataset, tmp_path: Path, kind: str) -> None:
+    write_files(california, tmp_path / "data", kind, parts=4)
+    source = file_source(str(tmp_path / "data" / f"*.{kind}"), "MedHouseVal", None, 3000)
     with StreamingFit(DaskEngineConfig(batch_rows=3000, n_workers=2), source) as streaming:
         statistics = streaming.statistics(RULE)
         coef, intercept = statistics.solve()
@@ -256,6 +258,12 @@ BAD_FILES = {
     ),
     "late_nan.csv": ("a,b,y\n" + "1,2,3\n" * 50 + "1,,3\n", "column 'b' has a missing"),
     "text.csv": ("a,b,y\n" + "1,2,3\n" * 50 + "1,x,3\n", "cannot be read"),
+    # Past the first read block (64 kB): a later batch, not the first.
+    "very_late_nan.csv": (
+        "a,b,y\n" + "1,2,3\n" * 20_000 + "1,,3\n",
+        "column 'b' has a missing or infinite value on line 20002",
+    ),
+    "very_late_text.csv": ("a,b,y\n" + "1,2,3\n" * 20_000 + "1,x,3\n", "cannot be read"),
 }
 
 
@@ -280,11 +288,31 @@ def test_bad_files_are_one_line_errors_and_write_nothing(
     assert not (tmp_path / "artifacts" / "model.joblib").exists()
 
 
+def test_a_bad_second_file_is_named(run_cli, california: Dataset, tmp_path: Path) -> None:
+    write_files(california, tmp_path / "data", "parquet", parts=2)
+    (tmp_path / "data" / "part-1.parquet").write_bytes(b"PAR1 not parquet PAR1")
+    result = run_cli("dataset=parquet", f"dataset.path={tmp_path / 'data'}", "engine=stream")
+    assert_one_line_error(result, "part-1.parquet: cannot be read", exit_code=3)
+    assert not (tmp_path / "artifacts" / "model.joblib").exists()
+
+
+def test_a_text_column_in_parquet_is_one_line(run_cli, tmp_path: Path) -> None:
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": ["x", "y", "z", "w"], "y": [1.0] * 4})
+    (tmp_path / "data").mkdir()
+    frame.to_parquet(tmp_path / "data" / "t.parquet")
+    result = run_cli(
+        "dataset=parquet", f"dataset.path={tmp_path / 'data'}", "dataset.target=y", "engine=stream"
+    )
+    assert_one_line_error(result, "column 'b' is not numeric (string)", exit_code=3)
+
+
 def test_streaming_settings_are_checked(run_cli, tmp_path: Path) -> None:
     result = run_cli("engine=stream")
     assert_one_line_error(result, "dataset.split='random' is not allowed: hash", exit_code=2)
     result = run_cli("engine=stream", "dataset.split=hash", "model.positive=true")
     assert_one_line_error(result, "with positive=true", exit_code=2)
+    result = run_cli("engine=stream", "dataset.split=hash", "model.fit_intercept=false")
+    assert_one_line_error(result, "with fit_intercept=false", exit_code=2)
     result = run_cli("engine=dask", "dataset.split=hash", "stage=export")
     assert_one_line_error(result, "stage='export' is not allowed: train or quantize with", 2)
     result = run_cli(

@@ -172,7 +172,10 @@ def _streamed(config: Config, spec: QuantizationSpec) -> _Evaluated:
         moments = statistics.moments()
         quantized = _quantize(config, coef, intercept, spec, moments)
         comparison = streaming.compare(
-            rule, (coef, intercept), (quantized.coef(), quantized.intercept_value()), 5
+            rule,
+            (coef, intercept),
+            (quantized.coef(), quantized.intercept_value()),
+            training.N_SAMPLES,
         )
     n_test = comparison.reference.n
     return _Evaluated(
