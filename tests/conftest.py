@@ -22,6 +22,18 @@ settings.register_profile("mlops-lr", database=None)
 settings.load_profile("mlops-lr")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# California Housing's features, in scikit-learn's order.
+CALIFORNIA_FEATURES = (
+    "MedInc",
+    "HouseAge",
+    "AveRooms",
+    "AveBedrms",
+    "Population",
+    "AveOccup",
+    "Latitude",
+    "Longitude",
+)
+
 CONFIG_DIR = REPO_ROOT / "conf"
 
 # `export SCIKIT_LEARN_DATA=../shared/data/scikit_learn_data` is relative to where pytest starts;

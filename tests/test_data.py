@@ -11,17 +11,7 @@ from sklearn.linear_model import LinearRegression
 
 from mlops_lr.data import Dataset, fingerprint, load_table, split_dataset
 from mlops_lr.exceptions import DataError
-
-CALIFORNIA_FEATURES = (
-    "MedInc",
-    "HouseAge",
-    "AveRooms",
-    "AveBedrms",
-    "Population",
-    "AveOccup",
-    "Latitude",
-    "Longitude",
-)
+from tests.conftest import CALIFORNIA_FEATURES
 
 
 def california_frame(dataset: Dataset) -> pd.DataFrame:

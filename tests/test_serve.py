@@ -22,18 +22,8 @@ from mlops_lr import artifacts, training
 from mlops_lr.data import Dataset, split_dataset
 from mlops_lr.predictor import load_predictor
 from mlops_lr.serve import create_app, input_limit, parse_rows
-from tests.conftest import assert_one_line_error
+from tests.conftest import CALIFORNIA_FEATURES, assert_one_line_error
 
-FEATURES = (
-    "MedInc",
-    "HouseAge",
-    "AveRooms",
-    "AveBedrms",
-    "Population",
-    "AveOccup",
-    "Latitude",
-    "Longitude",
-)
 ISSUE_ROW = {
     "MedInc": 8.3252,
     "HouseAge": 41,
@@ -87,7 +77,7 @@ def test_model_describes_the_float_model(client, trained_artifacts: Path) -> Non
     assert info["kind"] == "float"
     assert info["bits"] is None
     assert info["scheme"] == "float64"
-    assert info["feature_names"] == list(FEATURES)
+    assert info["feature_names"] == list(CALIFORNIA_FEATURES)
     assert info["r2"] == info["r2_float"] == metrics["r2"]
     assert round(info["r2"], 4) == 0.5758
     assert round(info["mse"], 4) == 0.5559
@@ -114,7 +104,8 @@ def test_named_and_positional_rows_give_the_float_models_predictions(
 ) -> None:
     rows = test_rows[:MAX_ROWS]
     by_name = predict(
-        client, {"instances": [dict(zip(FEATURES, row, strict=True)) for row in rows.tolist()]}
+        client,
+        {"instances": [dict(zip(CALIFORNIA_FEATURES, row, strict=True)) for row in rows.tolist()]},
     )
     by_position = predict(client, {"inputs": rows.tolist()})
     expected = training.load(trained_artifacts).predict(rows)
@@ -266,7 +257,7 @@ def test_the_input_limit_keeps_every_allowed_prediction_finite(trained_artifacts
     assert limit == 1e306
     worst = np.sign(predictor.coef) * limit
     assert math.isfinite(float(predictor.predict(worst[None, :])[0]))
-    X = parse_rows(json.dumps({"inputs": [worst.tolist()]}).encode(), FEATURES, 1, limit)
+    X = parse_rows(json.dumps({"inputs": [worst.tolist()]}).encode(), CALIFORNIA_FEATURES, 1, limit)
     assert np.isfinite(predictor.predict(X)).all()
 
 
@@ -288,7 +279,7 @@ def test_openapi_states_the_models_features_and_limits(client) -> None:
     named, positional = body["schema"]["oneOf"]
     instance = named["properties"]["instances"]
     assert instance["maxItems"] == MAX_ROWS
-    assert instance["items"]["required"] == list(FEATURES)
+    assert instance["items"]["required"] == list(CALIFORNIA_FEATURES)
     assert instance["items"]["additionalProperties"] is False
     assert positional["properties"]["inputs"]["items"]["minItems"] == 8
     assert set(schema["paths"]) == {"/health", "/ready", "/model", "/predict", "/metrics"}
