@@ -33,7 +33,7 @@ from timing import best_rate
 
 from mlops_lr import artifacts
 from mlops_lr.data import load_california, split_dataset
-from mlops_lr.export_c import c_identifier, render_header
+from mlops_lr.export_c import c_identifier, constant_bytes, render_header
 from mlops_lr.export_onnx import float_graph, quantized_graph
 from mlops_lr.fixed_point import plan_fixed_point
 from mlops_lr.predictor import load_predictor
@@ -142,7 +142,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  C output bit-exact with the Python model of its arithmetic: {exact}")
 
     n = model.codes.size
-    code_bytes = 1 if model.spec.bits <= 8 else 2
     header = render_header(plan, prefix, list(predictor.feature_names), "")
     manifest = artifacts.read_manifest(quantized_dir)
     sizes = {
@@ -154,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "packed codes + scales (storage_bytes)": model.storage_bytes(),
         "ONNX file, float32 graph": len(graphs[f"{args.model} float32"][0]),
         "ONNX file, float64 graph": len(graphs[f"{args.model} float64"][0]),
-        "C constant data (codes, shifts, scales, zero point, b, u)": n * (code_bytes + 1 + 8) + 20,
+        "C constant data (codes, shifts, scales, zero point, b, u)": constant_bytes(plan),
         "C header (source text)": len(header.encode()),
     }
     print("\nStored bytes:")

@@ -111,6 +111,14 @@ def render_header(
     return "\n".join(lines) + "\n"
 
 
+def constant_bytes(plan: FixedPointPlan) -> int:
+    """Bytes of the header's constant data: codes (in the type the header declares), int8
+    shifts, double input scales, then the int32 zero point, int64 intercept and double scale."""
+    code_type = _smallest_type([code + plan.zero_point for code in plan.codes])
+    code_bytes = 1 if code_type.endswith("int8_t") else 2
+    return len(plan.codes) * (code_bytes + 1 + 8) + 4 + 8 + 8
+
+
 def _comment_text(text: str) -> str:
     """``text`` made safe inside a C block comment (see :func:`render_header`)."""
     return "".join("_" if char in "*/\\?" or not char.isprintable() else char for char in text)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlops_lr.data import CSV_SUFFIXES, PARQUET_SUFFIXES, Dataset
+from mlops_lr.data import CSV_SUFFIXES, PARQUET_SUFFIXES, Dataset, fingerprint
 from mlops_lr.exceptions import DataError
 
 
@@ -95,8 +95,6 @@ class MemorySource:
             yield Batch(X[start:stop], y[start:stop], start)
 
     def fingerprint(self) -> str:
-        from mlops_lr.data import fingerprint
-
         return fingerprint(self.dataset)
 
 

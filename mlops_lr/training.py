@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sklearn
@@ -28,6 +28,10 @@ from mlops_lr.data import (
 )
 from mlops_lr.exceptions import ArtifactError, ConfigError, DataError
 from mlops_lr.metrics import regression_metrics
+
+if TYPE_CHECKING:
+    from mlops_lr.engines import SplitRule, StreamingFit
+    from mlops_lr.sufficient import LinearStats
 
 # The first test rows are saved with the model (SAMPLES_FILE), so `stage=predict` can show
 # sample predictions (and a container can check itself) without the dataset.
@@ -99,7 +103,9 @@ def fit_streamed(config: Config) -> TrainedModel:
         return fit_from_statistics(config, streaming, streaming.statistics(rule), rule)
 
 
-def fit_from_statistics(config: Config, streaming, statistics, rule) -> TrainedModel:  # type: ignore[no-untyped-def]
+def fit_from_statistics(
+    config: Config, streaming: StreamingFit, statistics: LinearStats, rule: SplitRule
+) -> TrainedModel:
     """The model that ``statistics`` (of the training rows) define, scored by another pass
     of ``streaming`` over the data."""
     try:
@@ -204,12 +210,13 @@ def load(directory: str | Path) -> RegressorMixin:
 
 
 def load_or_train(
-    config: Config, dataset: Dataset, split: Split
-) -> tuple[TrainedModel, dict[str, Any], str | None]:
-    """The saved model if it was trained on this config and data, else a newly trained one.
+    config: Config, data_fingerprint: str, train: Callable[[], TrainedModel]
+) -> tuple[RegressorMixin, dict[str, Any], str | None]:
+    """The saved model if it was trained on this config and the data with
+    ``data_fingerprint``, else ``train()``'s model, saved.
 
-    Returns the model, its manifest and, when it had to be trained (and saved), the reason
-    why; ``None`` means the saved model was reused.
+    Returns the model, its manifest and, when it had to be trained, the reason why; ``None``
+    means the saved model was reused.
 
     Raises
     ------
@@ -223,14 +230,11 @@ def load_or_train(
             manifest = artifacts.read_manifest(directory)
         except ArtifactError:
             manifest = None
-        reason = stale_reason(manifest, directory, config, fingerprint(dataset))
+        reason = stale_reason(manifest, directory, config, data_fingerprint)
         if reason is None:
-            metrics = json.loads(artifacts.read_verified(directory, METRICS_FILE))
-            samples = json.loads(artifacts.read_verified(directory, SAMPLES_FILE))
-            trained = TrainedModel(load(directory), metrics, samples, fingerprint(dataset), split)
-            return trained, manifest, None
-        trained = fit_and_evaluate(config, dataset, split)
-        return trained, save(trained, config, directory), reason
+            return load(directory), manifest, None
+        trained = train()
+        return trained.model, save(trained, config, directory), reason
 
 
 def stale_reason(

@@ -67,7 +67,7 @@ def run(config: Config) -> dict[str, Any]:
         "tag": tag,
         "format": settings.format,
         "files": {name: len(data) for name, data in files.items()},
-        "stored_bytes": _stored_bytes(artifacts_dir, model_dir, quantized is not None),
+        "stored_bytes": _stored_bytes(artifacts_dir, manifest, quantized is not None),
         **report,
     }
     directory = artifacts_dir / EXPORT_DIR / tag / settings.format
@@ -154,7 +154,7 @@ def _c(
     predictor: LinearPredictor, quantized: QuantizedLinearModel, split: Split
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
     """The integer-only header and the example program, with the overflow proof."""
-    from mlops_lr.export_c import c_identifier, render_header, render_main
+    from mlops_lr.export_c import c_identifier, constant_bytes, render_header, render_main
 
     try:
         plan = plan_fixed_point(quantized, np.abs(split.X_train).max(axis=0))
@@ -179,10 +179,7 @@ def _c(
         )
     compiled = _compile_and_compare(header_name, header, main, split.X_test, integer_predictions)
     r2 = regression_metrics(split.y_test, integer_predictions)["r2"]
-    n = len(plan.codes)
-    code_bytes = 1 if quantized.spec.bits <= 8 else 2
-    # codes, shifts, input scales; zero point, intercept, output scale
-    constant_bytes = n * (code_bytes + 1 + 8) + 4 + 8 + 8
+    data_bytes = constant_bytes(plan)
     report = {
         "prefix": prefix,
         "accumulator_bound": plan.bound,
@@ -190,7 +187,7 @@ def _c(
         "int64_max": INT64_MAX,
         "input_bits": list(plan.input_bits),
         "shifts": list(plan.shifts),
-        "constant_bytes": constant_bytes,
+        "constant_bytes": data_bytes,
         "max_abs_diff_vs_python": difference,
         "error_bound": bound,
         "compiled": compiled,
@@ -198,7 +195,7 @@ def _c(
         "summary": [
             f"Integer-only inference: worst-case |accumulator| {plan.bound:,} "
             f"(2^{math.log2(plan.bound):.2f}) ≤ 2^63 - 1 for any input; "
-            f"{constant_bytes} bytes of constants",
+            f"{data_bytes} bytes of constants",
             f"Test split (the exact Python model of the C arithmetic): R² {r2:.6f}, "
             f"max |Δ| vs the quantized model {difference:.2g} (bound {bound:.2g})",
             compiled,
@@ -244,9 +241,12 @@ def _max_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)))
 
 
-def _stored_bytes(artifacts_dir: Path, model_dir: Path, quantized: bool) -> dict[str, int]:
-    """Bytes of the model files that exist already: joblib, and the quantized JSON."""
-    sizes = {"joblib": artifacts.read_manifest(artifacts_dir)["files"][MODEL_FILE]["bytes"]}
-    if quantized:
-        sizes["json"] = artifacts.read_manifest(model_dir)["files"][QUANTIZED_MODEL]["bytes"]
-    return sizes
+def _stored_bytes(artifacts_dir: Path, manifest: dict[str, Any], quantized: bool) -> dict[str, int]:
+    """Bytes of the model files that exist already: joblib, and the quantized JSON (from
+    ``manifest``, the exported model's)."""
+    if not quantized:
+        return {"joblib": manifest["files"][MODEL_FILE]["bytes"]}
+    return {
+        "joblib": artifacts.read_manifest(artifacts_dir)["files"][MODEL_FILE]["bytes"],
+        "json": manifest["files"][QUANTIZED_MODEL]["bytes"],
+    }

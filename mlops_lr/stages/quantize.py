@@ -14,7 +14,8 @@ import numpy as np
 
 from mlops_lr import artifacts, training
 from mlops_lr.config import Config, QualityConfig, QuantizationConfig, as_dict
-from mlops_lr.exceptions import ArtifactError, ConfigError, DataError
+from mlops_lr.data import fingerprint
+from mlops_lr.exceptions import ConfigError, DataError
 from mlops_lr.metrics import prediction_difference, regression_metrics
 from mlops_lr.quantize import (
     CalibrationMoments,
@@ -123,13 +124,14 @@ class _Evaluated:
 def _in_memory(config: Config, spec: QuantizationSpec) -> _Evaluated:
     """Load and split the data, reuse or train the float model, quantize, predict."""
     dataset, split = training.prepare_data(config)
-    trained, manifest, reason = training.load_or_train(config, dataset, split)
-    if reason is not None:
-        print(f"Trained the float model first ({reason}).")
-    coef, intercept = _parameters(trained.model)
+    model, manifest, reason = training.load_or_train(
+        config, fingerprint(dataset), lambda: training.fit_and_evaluate(config, dataset, split)
+    )
+    _say_trained(reason)
+    coef, intercept = _parameters(model)
     moments = CalibrationMoments.from_data(split.X_train)
     quantized = _quantize(config, coef, intercept, spec, moments)
-    pred_float, pred_quant = trained.model.predict(split.X_test), quantized.predict(split.X_test)
+    pred_float, pred_quant = model.predict(split.X_test), quantized.predict(split.X_test)
     return _Evaluated(
         quantized,
         coef,
@@ -151,23 +153,16 @@ def _streamed(config: Config, spec: QuantizationSpec) -> _Evaluated:
     solved) and the calibration moments; another pass compares both models on the test rows."""
     from mlops_lr.engines import SplitRule, StreamingFit, make_source
 
-    directory = Path(config.paths.artifacts_dir)
     rule = SplitRule(config.dataset.test_size, config.dataset.random_state)
     source = make_source(config)
     with StreamingFit(config.engine, source) as streaming:
         statistics = streaming.statistics(rule)
-        with artifacts.locked(directory):
-            try:
-                manifest = artifacts.read_manifest(directory)
-            except ArtifactError:
-                manifest = None
-            reason = training.stale_reason(manifest, directory, config, source.fingerprint())
-            if reason is None:
-                model = training.load(directory)
-            else:
-                print(f"Trained the float model first ({reason}).")
-                trained = training.fit_from_statistics(config, streaming, statistics, rule)
-                manifest, model = training.save(trained, config, directory), trained.model
+        model, manifest, reason = training.load_or_train(
+            config,
+            source.fingerprint(),
+            lambda: training.fit_from_statistics(config, streaming, statistics, rule),
+        )
+        _say_trained(reason)
         coef, intercept = _parameters(model)
         moments = statistics.moments()
         quantized = _quantize(config, coef, intercept, spec, moments)
@@ -195,6 +190,11 @@ def _streamed(config: Config, spec: QuantizationSpec) -> _Evaluated:
         manifest,
         source.feature_names,
     )
+
+
+def _say_trained(reason: str | None) -> None:
+    if reason is not None:
+        print(f"Trained the float model first ({reason}).")
 
 
 def _parameters(model: Any) -> tuple[np.ndarray, float]:
