@@ -6,7 +6,7 @@
 # `make docker-build` bakes in artifacts/ from `make train` / `make quantize` when present.
 ARG BASE_IMAGE=python:3.11-slim
 
-# --- builder: a virtual environment with the pinned runtime requirements -----------------
+# --- builder: a virtual environment with the pinned, hash-checked runtime requirements ----
 FROM ${BASE_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -14,7 +14,8 @@ RUN python3 -m venv /opt/venv
 COPY requirements.txt requirements-serve.txt /tmp/
 # Bundled test suites (but numpy's, which numpy imports at run time), byte-code caches and pip
 # itself are not needed at run time.
-RUN /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt -r /tmp/requirements-serve.txt \
+RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes \
+        -r /tmp/requirements.txt -r /tmp/requirements-serve.txt \
     && find /opt/venv -depth -type d \( -name tests -not -path "*/numpy/*" -o -name __pycache__ \) \
         -exec rm -rf {} + \
     && rm -rf /opt/venv/lib/python3*/site-packages/pip /opt/venv/lib/python3*/site-packages/pip-*

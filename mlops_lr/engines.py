@@ -339,13 +339,12 @@ class _DaskRunner(contextlib.AbstractContextManager):
         files = [str(path) for path in source.paths]
         if source.is_parquet:
             return dd.read_parquet(files, columns=columns, split_row_groups="adaptive")
-        # Correctly rounded floats (pandas' default parser is not): the same values, hence the
-        # same hash split, as pyarrow reads. All columns are parsed, so a row with more fields
-        # than the header is an error rather than silently cut.
+        # Correctly rounded floats (pandas 3's default): the same values, hence the same hash
+        # split, as pyarrow reads. All columns are parsed, so a row with more fields than the
+        # header is an error rather than silently cut.
         frame = dd.read_csv(
             files,
             dtype=dict.fromkeys(columns, "float64"),
-            float_precision="round_trip",
             blocksize=max(1 << 16, source.batch_rows * 100),
         )
         return frame[columns]

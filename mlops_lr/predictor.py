@@ -182,7 +182,6 @@ def predict_csv(
             source,
             chunksize=chunk_size,
             encoding="utf-8-sig",
-            float_precision="round_trip",
             low_memory=False,
         )
         with artifacts.atomic_output(target) as handle:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hypothesis import settings
 from omegaconf import DictConfig
 
@@ -91,20 +94,51 @@ def trained_artifacts(tmp_path_factory: pytest.TempPathFactory, california: Data
     return directory
 
 
+def _cli_arguments(tmp_path: Path, overrides: tuple[str, ...]) -> list[str]:
+    """Hydra's run directory and our artifacts under ``tmp_path``, then the test's overrides."""
+    return [
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+        f"paths.artifacts_dir={tmp_path / 'artifacts'}",
+        *overrides,
+    ]
+
+
 @pytest.fixture
 def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run ``python -m mlops_lr`` with overrides; Hydra's and our outputs go to ``tmp_path``."""
+    """Run ``python -m mlops_lr`` with overrides in a new process (the real entry point)."""
 
     def _run(*overrides: str) -> subprocess.CompletedProcess[str]:
-        command = [
-            sys.executable,
-            "-m",
-            "mlops_lr",
-            f"hydra.run.dir={tmp_path / 'hydra'}",
-            f"paths.artifacts_dir={tmp_path / 'artifacts'}",
-            *overrides,
-        ]
+        command = [sys.executable, "-m", "mlops_lr", *_cli_arguments(tmp_path, overrides)]
         return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, check=False)
+
+    return _run
+
+
+@pytest.fixture
+def cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``run_cli`` in this process: the same ``main()``, argv, exit code and output, without
+    an interpreter start-up and imports per call (about 2 s each)."""
+    from mlops_lr.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def _run(*overrides: str) -> subprocess.CompletedProcess[str]:
+        argv = ["mlops_lr", *_cli_arguments(tmp_path, overrides)]
+        monkeypatch.setattr(sys, "argv", argv)
+        stdout, stderr = io.StringIO(), io.StringIO()
+        returncode = 0
+        try:
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                main()
+        except SystemExit as exit_:
+            if isinstance(exit_.code, str):  # printed by the interpreter, status 1
+                stderr.write(f"{exit_.code}\n")
+            returncode = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        finally:
+            GlobalHydra.instance().clear()  # as a new process would start
+        return subprocess.CompletedProcess(argv, returncode, stdout.getvalue(), stderr.getvalue())
 
     return _run
 

@@ -1,4 +1,8 @@
-"""The command line end to end: exit codes, one-line errors, no artifacts from a failed run."""
+"""The command line end to end: exit codes, one-line errors, no artifacts from a failed run.
+
+``run_cli`` starts ``python -m mlops_lr`` (the entry point itself: the assignment's lines,
+``--help``, a config error, a missing data home); ``cli`` runs the same ``main()`` in this
+process where the behaviour under test is not the process's."""
 
 from __future__ import annotations
 
@@ -30,9 +34,9 @@ def test_train_on_california_prints_the_assignment_lines(run_cli, tmp_path: Path
     assert (tmp_path / "hydra" / "mlops_lr.log").exists()
 
 
-def test_diabetes_needs_no_download(run_cli, tmp_path: Path, monkeypatch) -> None:
+def test_diabetes_needs_no_download(cli, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "empty-data-home"))
-    result = run_cli("dataset=diabetes", "dataset.random_state=0")
+    result = cli("dataset=diabetes", "dataset.random_state=0")
     assert result.returncode == 0, result.stderr
     expected = "Dataset: diabetes (442 rows, 10 features; train 353, test 89; engine memory)"
     assert expected in result.stdout
@@ -40,10 +44,10 @@ def test_diabetes_needs_no_download(run_cli, tmp_path: Path, monkeypatch) -> Non
 
 
 @pytest.mark.parametrize("name", sorted(BAD_INPUTS))
-def test_bad_csv_gives_one_line_and_no_artifacts(run_cli, tmp_path: Path, name: str) -> None:
+def test_bad_csv_gives_one_line_and_no_artifacts(cli, tmp_path: Path, name: str) -> None:
     content, expected = BAD_INPUTS[name]
     (tmp_path / name).write_text(content)
-    result = run_cli("dataset=csv", f"dataset.path={tmp_path / name}", "dataset.target=y")
+    result = cli("dataset=csv", f"dataset.path={tmp_path / name}", "dataset.target=y")
     assert_one_line_error(result, expected, exit_code=3)
     assert not (tmp_path / "artifacts").exists()
 
@@ -60,11 +64,11 @@ def test_missing_data_home_gives_one_line(run_cli, tmp_path: Path, monkeypatch) 
     assert_one_line_error(result, "California Housing is not in the scikit-learn data home", 3)
 
 
-def test_failed_run_keeps_the_previous_model(run_cli, tmp_path: Path) -> None:
-    assert run_cli("dataset=diabetes").returncode == 0
+def test_failed_run_keeps_the_previous_model(cli, tmp_path: Path) -> None:
+    assert cli("dataset=diabetes").returncode == 0
     before = {p.name: p.read_bytes() for p in (tmp_path / "artifacts").iterdir()}
     (tmp_path / "bad.csv").write_text("a,y\n1,2\n,3\n4,5\n")
-    result = run_cli("dataset=csv", f"dataset.path={tmp_path / 'bad.csv'}", "dataset.target=y")
+    result = cli("dataset=csv", f"dataset.path={tmp_path / 'bad.csv'}", "dataset.target=y")
     assert result.returncode == 3
     assert {p.name: p.read_bytes() for p in (tmp_path / "artifacts").iterdir()} == before
 
@@ -77,10 +81,10 @@ def test_help_lists_the_stages_and_groups(run_cli) -> None:
 
 
 def test_a_data_home_that_cannot_be_created_gives_one_line(
-    run_cli, tmp_path: Path, monkeypatch
+    cli, tmp_path: Path, monkeypatch
 ) -> None:
     # Under a regular file: creating it fails even for root (as a read-only home does for a user).
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "a-file" / "data"))
-    result = run_cli()
+    result = cli()
     assert_one_line_error(result, "California Housing is not in the scikit-learn data home", 3)

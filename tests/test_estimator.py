@@ -13,12 +13,23 @@ from mlops_lr import QuantizedLinearRegression, quantize_fitted
 from mlops_lr.data import Dataset
 
 
+def _known_failures(estimator: QuantizedLinearRegression) -> dict[str, str]:
+    """Checks expected to fail (strict xfail: a fix makes them fail loudly until removed)."""
+    if estimator.rounding != "optimal":
+        return {}
+    # The check fits make_classification(30 × 10, two redundant features): a rank-8 Hessian,
+    # whose flat directions the exact search cannot bound within max_nodes. It raises
+    # SearchBudgetExceeded (documented: "optimal" never returns a non-optimal point).
+    return {"check_array_api_input": "rank-deficient data exceed the 'optimal' search budget"}
+
+
 @parametrize_with_checks(
     [
         QuantizedLinearRegression(),
         QuantizedLinearRegression(bits=3, rounding="hessian", scale="minmax"),
         QuantizedLinearRegression(bits=16, scheme="asymmetric", granularity="per_tensor"),
-    ]
+    ],
+    expected_failed_checks=_known_failures,
 )
 def test_scikit_learn_estimator_checks(estimator, check) -> None:
     check(estimator)

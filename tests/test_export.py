@@ -284,12 +284,12 @@ def own_artifacts(trained_artifacts: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(trained_artifacts, tmp_path / "artifacts"))
 
 
-def test_stage_exports_onnx_and_c_under_export_tag(run_cli, own_artifacts: Path) -> None:
+def test_stage_exports_onnx_and_c_under_export_tag(cli, own_artifacts: Path) -> None:
     for export_format, files in (
         ("onnx", {"model.float32.onnx", "model.float64.onnx"}),
         ("c", {"mlops_lr_default_8bit.h", "main.c"}),
     ):
-        result = run_cli(
+        result = cli(
             "stage=export", f"export.format={export_format}", f"paths.artifacts_dir={own_artifacts}"
         )
         assert result.returncode == 0, result.stderr
@@ -309,17 +309,17 @@ def test_stage_exports_onnx_and_c_under_export_tag(run_cli, own_artifacts: Path)
     assert "bit-exact on all 4,128 test rows" in result.stdout
 
 
-def test_stage_errors_are_one_line(run_cli, own_artifacts: Path) -> None:
+def test_stage_errors_are_one_line(cli, own_artifacts: Path) -> None:
     artifacts_dir = f"paths.artifacts_dir={own_artifacts}"
-    result = run_cli("stage=export", "export.format=pdf", artifacts_dir)
+    result = cli("stage=export", "export.format=pdf", artifacts_dir)
     assert_one_line_error(result, "export.format='pdf' is not allowed", exit_code=2)
-    result = run_cli("stage=export", "export.format=c", "export.model=float", artifacts_dir)
+    result = cli("stage=export", "export.format=c", "export.model=float", artifacts_dir)
     assert_one_line_error(result, "export.format=c needs a quantized model", exit_code=2)
-    result = run_cli("stage=export", "export.model=int4", artifacts_dir)
+    result = cli("stage=export", "export.model=int4", artifacts_dir)
     assert_one_line_error(result, "no quantized model 'int4'", exit_code=4)
-    result = run_cli("stage=export", "dataset=diabetes", artifacts_dir)
+    result = cli("stage=export", "dataset=diabetes", artifacts_dir)
     assert_one_line_error(result, "default-8bit was trained with other dataset", exit_code=2)
-    result = run_cli("stage=export", "dataset.random_state=7", artifacts_dir)
+    result = cli("stage=export", "dataset.random_state=7", artifacts_dir)
     assert_one_line_error(result, "default-8bit was trained with other dataset", exit_code=2)
     assert not (own_artifacts / "export").exists()
 

@@ -87,7 +87,7 @@ def test_csv_in_any_column_order_with_bom_in_chunks(
 
     rows = predict_csv(predictor, source, tmp_path / "preds.csv", chunk_size=1000)
 
-    written = pd.read_csv(tmp_path / "preds.csv", float_precision="round_trip")
+    written = pd.read_csv(tmp_path / "preds.csv")
     assert rows == len(frame) == 4128
     assert list(written.columns) == [*frame.columns, "prediction"]
     assert written["house_id"].tolist() == frame["house_id"].tolist()
@@ -118,11 +118,11 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("name", sorted(BAD_INPUTS))
 def test_bad_csv_is_one_line_and_leaves_no_output(
-    run_cli, artifacts_dir, tmp_path: Path, name: str
+    cli, artifacts_dir, tmp_path: Path, name: str
 ) -> None:
     content, message = BAD_INPUTS[name]
     (tmp_path / name).write_text(content)
-    result = run_cli(
+    result = cli(
         "stage=predict",
         f"paths.artifacts_dir={artifacts_dir}",
         f"predict.input={tmp_path / name}",
@@ -141,12 +141,10 @@ def test_a_bad_chunk_late_in_the_file_leaves_no_output(artifacts_dir, tmp_path: 
     assert [p.name for p in tmp_path.iterdir()] == ["late.csv"]
 
 
-def test_unknown_model_and_bad_settings(run_cli, artifacts_dir) -> None:
+def test_unknown_model_and_bad_settings(cli, artifacts_dir) -> None:
     with pytest.raises(ArtifactError, match="no quantized model 'int4'"):
         load_predictor(artifacts_dir, "int4")
-    result = run_cli(
-        "stage=predict", f"paths.artifacts_dir={artifacts_dir}", "predict.output=x.csv"
-    )
+    result = cli("stage=predict", f"paths.artifacts_dir={artifacts_dir}", "predict.output=x.csv")
     assert_one_line_error(result, "predict.output='x.csv' is not allowed", exit_code=2)
-    result = run_cli("stage=predict", f"paths.artifacts_dir={artifacts_dir}", "predict.model=../x")
+    result = cli("stage=predict", f"paths.artifacts_dir={artifacts_dir}", "predict.model=../x")
     assert_one_line_error(result, "predict.model='../x' is not allowed", exit_code=2)

@@ -123,9 +123,9 @@ def test_same_config_same_data_gives_a_byte_identical_model(make_config, tmp_pat
     ],
 )
 def test_bad_quantization_config_is_one_line_and_writes_nothing(
-    run_cli, tmp_path: Path, override: str, message: str
+    cli, tmp_path: Path, override: str, message: str
 ) -> None:
-    result = run_cli("stage=quantize", override)
+    result = cli("stage=quantize", override)
     assert_one_line_error(result, message, exit_code=2)
     assert not (tmp_path / "artifacts").exists()
 

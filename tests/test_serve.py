@@ -422,22 +422,22 @@ def test_schemathesis_finds_no_failure(trained_artifacts: Path, tmp_path: Path) 
     assert "5 selected / 5 total" in result.stdout
 
 
-def test_bad_serve_settings_are_one_line_errors(run_cli, trained_artifacts: Path) -> None:
+def test_bad_serve_settings_are_one_line_errors(cli, trained_artifacts: Path) -> None:
     artifacts_dir = f"paths.artifacts_dir={trained_artifacts}"
-    result = run_cli("stage=serve", artifacts_dir, "serve.port=70000")
+    result = cli("stage=serve", artifacts_dir, "serve.port=70000")
     assert_one_line_error(result, "serve.port=70000 is not allowed", exit_code=2)
-    result = run_cli("stage=serve", artifacts_dir, "serve.max_rows=0")
+    result = cli("stage=serve", artifacts_dir, "serve.max_rows=0")
     assert_one_line_error(result, "serve.max_rows=0 is not allowed", exit_code=2)
-    result = run_cli("stage=serve", artifacts_dir, "serve.model=int4")
+    result = cli("stage=serve", artifacts_dir, "serve.model=int4")
     assert_one_line_error(result, "no quantized model 'int4'", exit_code=4)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_cli("stage=serve", artifacts_dir, f"serve.port={port}")
+        result = cli("stage=serve", artifacts_dir, f"serve.port={port}")
     assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}", exit_code=2)
 
 
-def test_no_trained_model_is_a_one_line_error(run_cli, tmp_path: Path) -> None:
-    result = run_cli("stage=serve", f"paths.artifacts_dir={tmp_path / 'empty'}")
+def test_no_trained_model_is_a_one_line_error(cli, tmp_path: Path) -> None:
+    result = cli("stage=serve", f"paths.artifacts_dir={tmp_path / 'empty'}")
     assert_one_line_error(result, "run `make train` first", exit_code=4)
