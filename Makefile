@@ -34,6 +34,7 @@ help: ## Show this help
 	@echo "             PRESET=<default|uint8|int8|int16>  BITS=<2..16>  MODEL=<float|tag>"
 	@echo "             PORT=<port>  FORMAT=<onnx|c>  BASE_IMAGE=<image>  IMAGE=<tag>"
 	@echo "             ARGS=\"key=value ...\" (any Hydra override)  PYTEST_ARGS=..."
+	@echo "             UPGRADE=1 (make lock: the newest releases)  PYTHON_SYSTEM=<python3.11+>"
 
 venv: $(STAMP) ## Create .venv/ exactly as requirements*.txt pin it (hash-checked, with uv)
 # Runtime first, then one file per extra, each listing only what the ones before it lack
@@ -42,6 +43,9 @@ EXTRAS := serve export parquet scale sweep dev
 REQUIREMENTS := requirements.txt $(foreach extra,$(EXTRAS),requirements-$(extra).txt)
 UV := $(VENV)/bin/uv
 $(STAMP): requirements-uv.txt $(REQUIREMENTS) pyproject.toml
+	@$(PYTHON_SYSTEM) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "error: mlops-lr needs Python >= 3.11; $(PYTHON_SYSTEM) is $$($(PYTHON_SYSTEM) -V 2>&1)" \
+	    "(set PYTHON_SYSTEM=python3.11 or newer)" >&2; exit 2; }
 	$(PYTHON_SYSTEM) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-uv.txt
 	$(UV) pip sync --quiet --python $(PY) --require-hashes $(REQUIREMENTS)
@@ -51,7 +55,7 @@ $(STAMP): requirements-uv.txt $(REQUIREMENTS) pyproject.toml
 # One resolution for Python 3.11+ on every platform, one version per package (so 3.12 and 3.13
 # run what 3.11 tested), every file's sha256; the current pins are kept unless UPGRADE=1.
 LOCK_FLAGS := --quiet --universal --python-version 3.11 --fork-strategy fewest --generate-hashes \
-	--custom-compile-command "make lock$(if $(UPGRADE), UPGRADE=1)" $(if $(UPGRADE),--upgrade)
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
 lock: $(STAMP) ## Resolve requirements*.txt from pyproject.toml, with hashes (UPGRADE=1: newest)
 	all="$$(mktemp)"; trap 'rm -f "$$all"' EXIT; \
 	cat requirements-uv.txt $(REQUIREMENTS) > "$$all"; \
