@@ -39,6 +39,8 @@ help: ## Show this help
 venv: $(STAMP) ## Create .venv/ exactly as requirements*.txt pin it (hash-checked, with uv)
 # Runtime first, then one file per extra, each listing only what the ones before it lack
 # (`make lock` writes them): the image installs requirements.txt + requirements-serve.txt.
+# Byte-code is compiled at install (as pip does): with PYTHONDONTWRITEBYTECODE set, every
+# process would otherwise recompile its imports (4.5 s instead of 1 s for scikit-learn's).
 EXTRAS := serve export parquet scale sweep dev
 REQUIREMENTS := requirements.txt $(foreach extra,$(EXTRAS),requirements-$(extra).txt)
 UV := $(VENV)/bin/uv
@@ -48,7 +50,7 @@ $(STAMP): requirements-uv.txt $(REQUIREMENTS) pyproject.toml
 	    "(set PYTHON_SYSTEM=python3.11 or newer)" >&2; exit 2; }
 	$(PYTHON_SYSTEM) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-uv.txt
-	$(UV) pip sync --quiet --python $(PY) --require-hashes $(REQUIREMENTS)
+	$(UV) pip sync --quiet --python $(PY) --require-hashes --compile-bytecode $(REQUIREMENTS)
 	$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
 	@touch $@
 
