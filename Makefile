@@ -40,7 +40,9 @@ venv: $(STAMP) ## Create .venv/ exactly as requirements*.txt pin it (hash-checke
 # Runtime first, then one file per extra, each listing only what the ones before it lack
 # (`make lock` writes them): the image installs requirements.txt + requirements-serve.txt.
 # Byte-code is compiled at install (as pip does): with PYTHONDONTWRITEBYTECODE set, every
-# process would otherwise recompile its imports (4.5 s instead of 1 s for scikit-learn's).
+# process would otherwise recompile its imports (4.5 s instead of 1.5 s for scikit-learn's).
+# --clear: a venv made by another Python (say 3.10, before) keeps its interpreter otherwise.
+# The one source-only pin (antlr4-python3-runtime) builds with the hash-checked setuptools.
 EXTRAS := serve export parquet scale sweep dev
 REQUIREMENTS := requirements.txt $(foreach extra,$(EXTRAS),requirements-$(extra).txt)
 UV := $(VENV)/bin/uv
@@ -48,30 +50,35 @@ $(STAMP): requirements-uv.txt $(REQUIREMENTS) pyproject.toml
 	@$(PYTHON_SYSTEM) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
 	  echo "error: mlops-lr needs Python >= 3.11; $(PYTHON_SYSTEM) is $$($(PYTHON_SYSTEM) -V 2>&1)" \
 	    "(set PYTHON_SYSTEM=python3.11 or newer)" >&2; exit 2; }
-	$(PYTHON_SYSTEM) -m venv $(VENV)
+	$(PYTHON_SYSTEM) -m venv --clear $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-uv.txt
-	$(UV) pip sync --quiet --python $(PY) --require-hashes --compile-bytecode $(REQUIREMENTS)
+	$(UV) pip sync --quiet --python $(PY) --require-hashes --compile-bytecode \
+	  --build-constraints requirements-dev.txt $(REQUIREMENTS)
 	$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
+	$(UV) pip check --quiet --python $(PY)
 	@touch $@
 
 # One resolution for Python 3.11+ on every platform, one version per package (so 3.12 and 3.13
-# run what 3.11 tested), every file's sha256; the current pins are kept unless UPGRADE=1.
+# run what 3.11 tested), every file's sha256; the current pins are kept unless UPGRADE=1. The
+# files are written together at the end, so a failed resolution changes none of them.
 LOCK_FLAGS := --quiet --universal --python-version 3.11 --fork-strategy fewest --generate-hashes \
-	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+	--custom-compile-command "make lock" $(if $(filter 1,$(UPGRADE)),--upgrade)
 lock: $(STAMP) ## Resolve requirements*.txt from pyproject.toml, with hashes (UPGRADE=1: newest)
-	all="$$(mktemp)"; trap 'rm -f "$$all"' EXIT; \
-	cat requirements-uv.txt $(REQUIREMENTS) > "$$all"; \
-	$(UV) pip compile $(LOCK_FLAGS) pyproject.toml --all-extras -o "$$all"; \
-	grep -oE '^uv==[^ ;]+' "$$all" | $(UV) pip compile $(LOCK_FLAGS) - -o requirements-uv.txt; \
-	locked=requirements-uv.txt; \
+	work="$$(mktemp -d)"; trap 'rm -rf "$$work"' EXIT; \
+	cat requirements-uv.txt $(REQUIREMENTS) > "$$work/all.txt"; \
+	$(UV) pip compile $(LOCK_FLAGS) pyproject.toml --all-extras -o "$$work/all.txt"; \
+	grep -oE '^uv==[^ ;]+' "$$work/all.txt" \
+	  | $(UV) pip compile $(LOCK_FLAGS) - -o "$$work/requirements-uv.txt"; \
+	locked="$$work/requirements-uv.txt"; \
 	for extra in "" $(EXTRAS); do \
-	  output="requirements$${extra:+-$$extra}.txt"; \
-	  $(UV) pip compile $(LOCK_FLAGS) pyproject.toml $${extra:+--extra $$extra} -c "$$all" \
-	    $$(grep -ohE '^[a-z0-9][a-z0-9._-]*' $$locked | sed 's/^/--no-emit-package=/') \
-	    -o "$$output"; \
-	  sed -i '/^    #   -c /d' "$$output"; \
+	  output="$$work/requirements$${extra:+-$$extra}.txt"; \
+	  $(UV) pip compile $(LOCK_FLAGS) pyproject.toml $${extra:+--extra $$extra} \
+	    -c "$$work/all.txt" -o "$$work/layer.txt" \
+	    $$(grep -ohE '^[a-z0-9][a-z0-9._-]*' $$locked | sed 's/^/--no-emit-package=/'); \
+	  grep -v '^    #   -c ' "$$work/layer.txt" > "$$output"; \
 	  locked="$$locked $$output"; \
-	done
+	done; \
+	mv $$locked .
 
 run: train ## The main job: train, quantize with the presets, a small sweep; prints its report
 	$(MLOPS) stage=quantize quantization=uint8 $(HYDRA_ARGS)

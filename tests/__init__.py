@@ -2,10 +2,6 @@
 
 import os
 
-# scikit-learn's estimator checks include "array API dispatch on NumPy input changes nothing",
-# which runs only when SciPy's array API support is switched on before SciPy is imported.
-os.environ.setdefault("SCIPY_ARRAY_API", "1")
-
 # pytest-xdist runs one worker per core: one BLAS/OpenMP thread each (inherited by the CLI
 # processes the tests start), or the workers' thread pools oversubscribe the cores.
 if os.environ.get("PYTEST_XDIST_WORKER"):

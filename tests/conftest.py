@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hypothesis import settings
 from omegaconf import DictConfig
 
@@ -114,15 +117,52 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     return _run
 
 
+# A fresh interpreter's warning filters: deprecations hidden, every other warning shown once.
+_HIDDEN_IN_A_FRESH_PROCESS = (
+    DeprecationWarning,
+    PendingDeprecationWarning,
+    ImportWarning,
+    ResourceWarning,
+)
+
+
+@contextlib.contextmanager
+def _as_a_fresh_process(stderr: io.StringIO) -> Iterator[None]:
+    """Show warnings as a fresh interpreter would, on ``stderr``; afterwards, undo the global
+    state a run leaves behind (Hydra's singletons, the logging handlers it installs)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for category in _HIDDEN_IN_A_FRESH_PROCESS:
+            warnings.filterwarnings("ignore", category=category)
+        try:
+            yield
+        finally:
+            for warning in caught:
+                stderr.write(
+                    warnings.formatwarning(
+                        warning.message, warning.category, warning.filename, warning.lineno
+                    )
+                )
+            for handler in set(root.handlers) - set(handlers):
+                handler.close()
+            root.handlers[:] = handlers
+            root.setLevel(level)
+            GlobalHydra.instance().clear()
+            HydraConfig.instance().cfg = None
+
+
 @pytest.fixture
 def cli(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """``run_cli`` in this process: the same ``main()``, argv, exit code and output, without
-    an interpreter start-up and imports per call (about 2 s each)."""
+    """``run_cli`` in this process: the same ``main()``, argv, environment, exit code, output
+    and warnings, without an interpreter start-up and imports per call (about 2 s each)."""
     from mlops_lr.cli import main
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PROJECT_ROOT", str(REPO_ROOT))  # what main() sets in a new process
 
     def _run(*overrides: str) -> subprocess.CompletedProcess[str]:
         argv = ["mlops_lr", *_cli_arguments(tmp_path, overrides)]
@@ -130,14 +170,16 @@ def cli(
         stdout, stderr = io.StringIO(), io.StringIO()
         returncode = 0
         try:
-            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            with (
+                contextlib.redirect_stdout(stdout),
+                contextlib.redirect_stderr(stderr),
+                _as_a_fresh_process(stderr),
+            ):
                 main()
         except SystemExit as exit_:
             if isinstance(exit_.code, str):  # printed by the interpreter, status 1
                 stderr.write(f"{exit_.code}\n")
             returncode = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
-        finally:
-            GlobalHydra.instance().clear()  # as a new process would start
         return subprocess.CompletedProcess(argv, returncode, stdout.getvalue(), stderr.getvalue())
 
     return _run

@@ -88,3 +88,24 @@ def test_a_data_home_that_cannot_be_created_gives_one_line(
     monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "a-file" / "data"))
     result = cli()
     assert_one_line_error(result, "California Housing is not in the scikit-learn data home", 3)
+
+
+def test_in_process_runs_show_warnings_as_a_new_process_would(cli, monkeypatch) -> None:
+    """The ``cli`` fixture's own promise: a warning a library emits during a run reaches stderr
+    (where it breaks a one-line error, as in a real process), in every run; deprecations stay
+    hidden, as Python's default filters hide them."""
+    import warnings
+
+    from mlops_lr.stages import train
+
+    def warn_and_fail(config) -> None:
+        warnings.warn("a library's warning", FutureWarning, stacklevel=1)
+        warnings.warn("a deprecation", DeprecationWarning, stacklevel=1)
+        raise SystemExit(3)
+
+    monkeypatch.setattr(train, "run", warn_and_fail)
+    for _ in range(2):
+        result = cli("dataset=diabetes")
+        assert result.returncode == 3
+        assert "FutureWarning: a library's warning" in result.stderr
+        assert "deprecation" not in result.stderr
