@@ -6,6 +6,7 @@ when :func:`to_config` turns the composed config into these objects. Nothing her
 except :func:`register_configs`, so the schema is usable without it.
 """
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, List, Optional
@@ -184,14 +185,30 @@ _LINEAR_REGRESSION = "sklearn.linear_model.LinearRegression"
 
 
 @dataclass
-class LinearRegressionConfig:
-    """``sklearn.linear_model.LinearRegression`` and its constructor parameters."""
+class ModelConfig:
+    """A scikit-learn linear regressor: ``_target_`` and its constructor parameters, the ones
+    every option has here; each option's schema adds its own."""
 
     GROUP: ClassVar[str] = "model"
-    _target_: str = _LINEAR_REGRESSION
+    _target_: str = MISSING
     fit_intercept: bool = True
-    positive: bool = False
     copy_X: bool = True
+
+
+def _check_nonnegative(key: str, value: float) -> None:
+    _check(math.isfinite(value) and value >= 0, key, value, "a finite number >= 0")
+
+
+def _check_seed(key: str, value: Optional[int]) -> None:
+    _check(value is None or value >= 0, key, value, "null or an integer 0 or more")
+
+
+@dataclass
+class LinearRegressionConfig(ModelConfig):
+    """``sklearn.linear_model.LinearRegression``: ordinary least squares."""
+
+    _target_: str = _LINEAR_REGRESSION
+    positive: bool = False
     n_jobs: Optional[int] = None
 
     def __post_init__(self) -> None:
@@ -200,6 +217,98 @@ class LinearRegressionConfig:
             f"{self.GROUP}.n_jobs",
             self.n_jobs,
             "null, a positive count, or -1 for all cores",
+        )
+
+
+# Ridge's solvers; only "lbfgs" (or "auto", which then picks it) takes positive=true.
+RIDGE_SOLVERS = ("auto", "svd", "cholesky", "lsqr", "sparse_cg", "sag", "saga", "lbfgs")
+
+
+@dataclass
+class RidgeConfig(ModelConfig):
+    """``sklearn.linear_model.Ridge``: least squares plus ``alpha·‖w‖²``."""
+
+    _target_: str = "sklearn.linear_model.Ridge"
+    alpha: float = 1.0
+    solver: str = "auto"
+    max_iter: Optional[int] = None  # iterative solvers only; null: the solver's default
+    tol: float = 1e-4
+    positive: bool = False
+    random_state: Optional[int] = None  # "sag" and "saga" shuffle with it
+
+    def __post_init__(self) -> None:
+        _check_nonnegative(f"{self.GROUP}.alpha", self.alpha)
+        _check_choice(f"{self.GROUP}.solver", self.solver, RIDGE_SOLVERS)
+        if self.positive:
+            _check(
+                self.solver in ("auto", "lbfgs"),
+                f"{self.GROUP}.solver",
+                self.solver,
+                "auto or lbfgs with positive=true (the one solver that keeps weights >= 0)",
+            )
+        else:
+            _check(
+                self.solver != "lbfgs",
+                f"{self.GROUP}.solver",
+                self.solver,
+                "lbfgs only with positive=true (scikit-learn's rule)",
+            )
+        _check(
+            self.max_iter is None or self.max_iter > 0,
+            f"{self.GROUP}.max_iter",
+            self.max_iter,
+            "null or a positive integer",
+        )
+        _check_nonnegative(f"{self.GROUP}.tol", self.tol)
+        _check_seed(f"{self.GROUP}.random_state", self.random_state)
+
+
+# How coordinate descent picks the next coefficient to update.
+SELECTIONS = ("cyclic", "random")
+
+
+@dataclass
+class LassoConfig(ModelConfig):
+    """``sklearn.linear_model.Lasso``: least squares (halved, per row) plus ``alpha·‖w‖₁``,
+    by coordinate descent."""
+
+    _target_: str = "sklearn.linear_model.Lasso"
+    alpha: float = 1.0
+    max_iter: int = 1000
+    tol: float = 1e-4
+    positive: bool = False
+    selection: str = "cyclic"
+    random_state: Optional[int] = None  # selection="random" draws with it
+    precompute: bool = False  # use the Gram matrix XᵀX (faster for many rows, few features)
+
+    def __post_init__(self) -> None:
+        _check(
+            math.isfinite(self.alpha) and self.alpha > 0,
+            f"{self.GROUP}.alpha",
+            self.alpha,
+            "a finite number > 0 (alpha=0 is least squares: use model=linear_regression)",
+        )
+        _check(self.max_iter > 0, f"{self.GROUP}.max_iter", self.max_iter, "a positive integer")
+        _check_nonnegative(f"{self.GROUP}.tol", self.tol)
+        _check_choice(f"{self.GROUP}.selection", self.selection, SELECTIONS)
+        _check_seed(f"{self.GROUP}.random_state", self.random_state)
+
+
+@dataclass
+class ElasticNetConfig(LassoConfig):
+    """``sklearn.linear_model.ElasticNet``: the Lasso's penalty mixed with Ridge's,
+    ``alpha·(l1_ratio·‖w‖₁ + (1 - l1_ratio)/2·‖w‖²)``."""
+
+    _target_: str = "sklearn.linear_model.ElasticNet"
+    l1_ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(
+            0.0 <= self.l1_ratio <= 1.0,
+            f"{self.GROUP}.l1_ratio",
+            self.l1_ratio,
+            "a number from 0 (ridge-like) to 1 (lasso)",
         )
 
 
@@ -401,7 +510,7 @@ class Config:
             "a dataset config from conf/dataset/ (its YAML must extend /schema/dataset)",
         )
         _check(
-            isinstance(self.model, LinearRegressionConfig),
+            isinstance(self.model, ModelConfig),
             "model",
             type(self.model).__name__,
             "a model config from conf/model/ (its YAML must extend /schema/model)",
@@ -421,12 +530,12 @@ class Config:
                 f"hash with {engine} (a stream cannot be shuffled)",
             )
             _check(
-                not self.model.positive
+                not getattr(self.model, "positive", False)
                 and self.model.fit_intercept
                 and self.model._target_ == _LINEAR_REGRESSION,
                 "model",
                 self.model._target_
-                + (" with positive=true" if self.model.positive else "")
+                + (" with positive=true" if getattr(self.model, "positive", False) else "")
                 + ("" if self.model.fit_intercept else " with fit_intercept=false"),
                 f"LinearRegression with an intercept and without positive=true with {engine} "
                 "(its statistics are centred)",
@@ -452,7 +561,12 @@ SCHEMAS = {
         "stream": StreamEngineConfig,
         "dask": DaskEngineConfig,
     },
-    "model": {"linear_regression": LinearRegressionConfig},
+    "model": {
+        "linear_regression": LinearRegressionConfig,
+        "ridge": RidgeConfig,
+        "lasso": LassoConfig,
+        "elastic_net": ElasticNetConfig,
+    },
     "quantization": {"quantization": QuantizationConfig},
     "predict": {"predict": PredictConfig},
     "serve": {"serve": ServeConfig},

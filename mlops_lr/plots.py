@@ -6,24 +6,41 @@ import io
 from collections import defaultdict
 from typing import Any
 
+from mlops_lr.sweep import parameter_value
 
-def sweep_figure_png(rows: list[dict[str, Any]]) -> bytes:
-    """R² and mean |Δpred| against bits, one line per method, the float R² as a reference."""
+
+def sweep_figure_png(rows: list[dict[str, Any]], parameter: str | None = None) -> bytes:
+    """R² and mean |Δpred| against bits, one line per method, the float R² as a reference.
+
+    With ``parameter`` (a ``model.<parameter>`` the sweep varies, e.g. ``alpha``) and one bit
+    width, against that parameter instead, the float model's R² a line of its own.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    bit_widths = sorted({row["bits"] for row in rows})
+    if parameter is not None and len(bit_widths) > 1:
+        parameter = None
+    models = {row["model"] for row in rows}
+
+    def x_of(row: dict[str, Any]) -> float:
+        return row["bits"] if parameter is None else parameter_value(row, parameter)
+
     lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        lines[f"{row['granularity']} / {row['rounding']} / {row['scale']}"].append(row)
+        label = f"{row['granularity']} / {row['rounding']} / {row['scale']}"
+        if parameter is None and len(models) > 1:
+            label += f" / {row['model']}"
+        lines[label].append(row)
     figure, (ax_r2, ax_diff) = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
     # Colour by granularity, line style by rounding: methods that coincide stay visible.
     colours = {"per_tensor": "tab:red", "per_feature_pow2": "tab:blue"}
     styles = {"nearest": (":", "s"), "hessian": ("--", "^"), "optimal": ("-", "o")}
     for label, points in sorted(lines.items()):
-        points.sort(key=lambda r: r["bits"])
-        bits = [p["bits"] for p in points]
+        points.sort(key=x_of)
+        xs = [x_of(p) for p in points]
         linestyle, marker = styles.get(points[0]["rounding"], ("-", "o"))
         look = {
             "color": colours.get(points[0]["granularity"]),
@@ -33,23 +50,32 @@ def sweep_figure_png(rows: list[dict[str, Any]]) -> bytes:
             "alpha": 0.85,
             "label": label,
         }
-        ax_r2.plot(bits, [p["r2_quant"] for p in points], **look)
-        ax_diff.plot(bits, [p["mean_abs_pred_diff"] for p in points], **look)
-    r2_float = rows[0]["r2_float"]
-    ax_r2.axhline(
-        r2_float, color="black", linestyle="--", linewidth=1, label=f"float R² {r2_float:.4f}"
-    )
-    ax_r2.set_ylim(max(min(r["r2_quant"] for r in rows), r2_float - 0.1) - 0.005, r2_float + 0.01)
-    ax_r2.set(title="Test R² of the quantized model", xlabel="bits", ylabel="R² (test split)")
+        ax_r2.plot(xs, [p["r2_quant"] for p in points], **look)
+        ax_diff.plot(xs, [p["mean_abs_pred_diff"] for p in points], **look)
+    floats = sorted({(x_of(r), r["r2_float"]) for r in rows})
+    reference = {"color": "black", "linestyle": "--", "linewidth": 1}
+    if parameter is not None:
+        ax_r2.plot(*zip(*floats, strict=True), marker=".", label="float model", **reference)
+    elif len(models) == 1:
+        ax_r2.axhline(floats[0][1], label=f"float R² {floats[0][1]:.4f}", **reference)
+    best_float = max(r2 for _, r2 in floats)
+    low = max(min(r["r2_quant"] for r in rows), min(r2 for _, r2 in floats) - 0.1)
+    ax_r2.set_ylim(low - 0.005, best_float + 0.01)
+    xlabel = "bits" if parameter is None else f"model.{parameter} ({bit_widths[0]} bits)"
+    ax_r2.set(title="Test R² of the quantized model", xlabel=xlabel, ylabel="R² (test split)")
     ax_diff.set_yscale("log")
     ax_diff.set(
         title="Mean |Δprediction| vs the float model",
-        xlabel="bits",
+        xlabel=xlabel,
         ylabel="mean |quantized − float| (log)",
     )
+    xs_all = [x_of(r) for r in rows]
     for axis in (ax_r2, ax_diff):
         axis.grid(True, which="both", alpha=0.3)
-        axis.set_xticks(sorted({r["bits"] for r in rows}))
+        if parameter is None:
+            axis.set_xticks(bit_widths)
+        elif min(xs_all) > 0 and max(xs_all) >= 10 * min(xs_all):
+            axis.set_xscale("log")
     ax_r2.legend(fontsize=8, loc="lower right")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)

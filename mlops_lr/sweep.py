@@ -5,6 +5,10 @@
 Every job directory (``<sweep_dir>/<n>/``) holds ``result.json`` (written by the CLI: status,
 metrics or error) and Hydra's ``.hydra/overrides.yaml``; a job without ``result.json`` died
 before it could write one and counts as failed.
+
+A sweep may vary the quantization (``quantization.*``), the float model (``model=…``,
+``model.*``, e.g. ``model.alpha`` with ``+sweep=alpha``) or both: a job's model overrides name
+its float model, and the best quantization is chosen per float model and bit width.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ COLUMNS = (
     "job",
     "status",
     "overrides",
+    "model",
     "bits",
     "scheme",
     "granularity",
@@ -50,7 +55,11 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     for job_dir in sorted(job_dirs, key=lambda p: int(p.name)):
         overrides_file = job_dir / ".hydra" / "overrides.yaml"
         overrides = _overrides(overrides_file) if overrides_file.exists() else ""
-        row: dict[str, Any] = {"job": int(job_dir.name), "overrides": overrides}
+        row: dict[str, Any] = {
+            "job": int(job_dir.name),
+            "overrides": overrides,
+            "model": model_overrides(overrides),
+        }
         result_file = job_dir / RESULT_FILE
         if result_file.exists():
             result = json.loads(result_file.read_text(encoding="utf-8"))
@@ -67,15 +76,44 @@ def _overrides(path: Path) -> str:
     return " ".join(OmegaConf.load(path))
 
 
+def model_overrides(overrides: str) -> str:
+    """The overrides that choose the float model: ``model=…`` first, then ``model.…=…``."""
+    chosen = [o for o in overrides.split() if o.startswith(("model=", "model."))]
+    return " ".join(sorted(chosen, key=lambda o: not o.startswith("model=")))
+
+
+def model_parameter(rows: list[dict[str, Any]]) -> str | None:
+    """The one numeric ``model.<key>`` that the rows vary (e.g. ``alpha``), if exactly one."""
+    values: dict[str, set[float]] = {}
+    for row in rows:
+        for override in row["model"].split():
+            key, _, value = override.partition("=")
+            if key.startswith("model."):
+                try:
+                    values.setdefault(key.removeprefix("model."), set()).add(float(value))
+                except ValueError:
+                    continue
+    varied = [key for key, seen in values.items() if len(seen) > 1]
+    return varied[0] if len(varied) == 1 else None
+
+
+def parameter_value(row: dict[str, Any], key: str) -> float:
+    """The value of ``model.<key>`` that ``row``'s job was run with."""
+    prefix = f"model.{key}="
+    return next(float(o.removeprefix(prefix)) for o in row["model"].split() if o.startswith(prefix))
+
+
 def best_per_bits(rows: list[dict[str, Any]]) -> set[int]:
-    """Job numbers of the lowest calibration objective at each bit width (ties: first job)."""
-    best: dict[int, dict[str, Any]] = {}
+    """Job numbers of the lowest calibration objective for each float model at each bit width
+    (ties: first job). Objectives of different float models are not compared."""
+    best: dict[tuple[str, int], dict[str, Any]] = {}
     for row in rows:
         if row["status"] != "ok" or "calibration_objective" not in row:
             continue
-        current = best.get(row["bits"])
+        key = (row["model"], row["bits"])
+        current = best.get(key)
         if current is None or row["calibration_objective"] < current["calibration_objective"]:
-            best[row["bits"]] = row
+            best[key] = row
     return {row["job"] for row in best.values()}
 
 
@@ -88,14 +126,26 @@ def write_reports(sweep_dir: str | Path) -> list[dict[str, Any]]:
     writer.writeheader()
     writer.writerows(rows)
     best = best_per_bits(rows)
+    # The model column only when the sweep varies the float model (a bits sweep keeps its table);
+    # each float model's rows together, in the order Hydra ran them.
+    models = any(row["model"] for row in rows)
+    first_job: dict[str, int] = {}
+    for row in rows:
+        first_job.setdefault(row["model"], row["job"])
+
+    def in_table_order(row: dict[str, Any]) -> tuple[int, int, int]:
+        return first_job[row["model"]], row.get("bits", 0), row["job"]
+
     table = markdown_table(
         [
             "job",
             "best",
+            *(["model"] if models else []),
             "bits",
             "granularity",
             "rounding",
             "scale",
+            *(["float R²"] if models else []),
             "R²",
             "mean abs Δpred",
             "max abs Δpred",
@@ -106,23 +156,27 @@ def write_reports(sweep_dir: str | Path) -> list[dict[str, Any]]:
             [
                 row["job"],
                 "★" if row["job"] in best else "",
+                *([row["model"]] if models else []),
                 row.get("bits", ""),
                 row.get("granularity", ""),
                 row.get("rounding", ""),
                 row.get("scale", ""),
+                *([_fmt(row.get("r2_float"), ".6f")] if models else []),
                 _fmt(row.get("r2_quant"), ".6f"),
                 _fmt(row.get("mean_abs_pred_diff"), ".2e"),
                 _fmt(row.get("max_abs_pred_diff"), ".2e"),
                 row.get("payload_bytes_quant", ""),
                 row["status"] if row["status"] == "ok" else f"failed: {row['error']}",
             ]
-            for row in sorted(rows, key=lambda r: (r.get("bits", 0), r["job"]))
+            for row in sorted(rows, key=in_table_order)
         ],
     )
     failed = sum(row["status"] != "ok" for row in rows)
     header = (
         f"# Sweep results: {len(rows)} jobs, {failed} failed\n\n"
-        "★ marks the lowest calibration objective (train split) at each bit width.\n\n"
+        "★ marks the lowest calibration objective (train split) at each bit width"
+        + (" for each float model" if models else "")
+        + ".\n\n"
     )
     files = {
         "sweep_results.csv": buffer.getvalue().encode(),
@@ -132,7 +186,7 @@ def write_reports(sweep_dir: str | Path) -> list[dict[str, Any]]:
     if ok_rows:
         from mlops_lr.plots import sweep_figure_png
 
-        files["sweep.png"] = sweep_figure_png(ok_rows)
+        files["sweep.png"] = sweep_figure_png(ok_rows, model_parameter(ok_rows))
     artifacts.write_artifacts(sweep_dir, files, {"jobs": len(rows), "failed": failed})
     return rows
 

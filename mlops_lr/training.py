@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, is_regressor
 
 from mlops_lr import artifacts
 from mlops_lr.artifacts import METRICS_FILE, MODEL_FILE, SAMPLES_FILE
-from mlops_lr.config import Config, LinearRegressionConfig, as_dict
+from mlops_lr.config import Config, ModelConfig, as_dict
 from mlops_lr.data import (
     MIN_SPLIT_ROWS,
     Dataset,
@@ -50,7 +50,7 @@ class TrainedModel:
     split: Split | None = None
 
 
-def build_model(config: LinearRegressionConfig) -> RegressorMixin:
+def build_model(config: ModelConfig) -> RegressorMixin:
     """Instantiate the estimator that ``config._target_`` names.
 
     Raises

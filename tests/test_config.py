@@ -11,7 +11,10 @@ from mlops_lr.config import (
     CaliforniaDatasetConfig,
     Config,
     DiabetesDatasetConfig,
+    ElasticNetConfig,
+    LassoConfig,
     LinearRegressionConfig,
+    RidgeConfig,
     TableDatasetConfig,
 )
 from mlops_lr.exceptions import ConfigError
@@ -26,6 +29,7 @@ REQUIRED = {
     ("engine", "dask"): ["dataset.split=hash"],
     # A sweep puts quantized models in Hydra's job directory, known only inside a real run.
     ("sweep", "bits"): ["paths.quantized_dir=quantized"],
+    ("sweep", "alpha"): ["paths.artifacts_dir=artifacts", "model=ridge"],
 }
 OPTIONAL_GROUPS = {"sweep"}  # not in the defaults list: appended with +group=option
 EXPECTED_TYPES = {
@@ -33,6 +37,9 @@ EXPECTED_TYPES = {
     ("dataset", "csv"): TableDatasetConfig,
     ("dataset", "diabetes"): DiabetesDatasetConfig,
     ("model", "linear_regression"): LinearRegressionConfig,
+    ("model", "ridge"): RidgeConfig,
+    ("model", "lasso"): LassoConfig,
+    ("model", "elastic_net"): ElasticNetConfig,
 }
 OPTIONS = sorted(
     (path.parent.name, path.stem)
@@ -93,6 +100,24 @@ def test_overrides_reach_the_typed_config(make_config) -> None:
         (["dataset.test_size=0"], "dataset.test_size=0"),
         (["dataset.test_size=-0.1"], "dataset.test_size=-0.1"),
         (["model.n_jobs=0"], "model.n_jobs=0"),
+        (["model=ridge", "model.alpha=-1"], "model.alpha=-1.0"),
+        (["model=ridge", "model.alpha=inf"], "model.alpha=inf"),
+        (["model=ridge", "model.solver=qr"], "model.solver='qr'"),
+        (["model=ridge", "model.solver=lbfgs"], "model.solver='lbfgs'"),
+        (["model=ridge", "model.positive=true", "model.solver=svd"], "model.solver='svd'"),
+        (["model=ridge", "model.max_iter=0"], "model.max_iter=0"),
+        (["model=ridge", "model.tol=-1"], "model.tol=-1.0"),
+        (["model=lasso", "model.alpha=0"], "model.alpha=0.0"),
+        (["model=lasso", "model.alpha=nan"], "model.alpha=nan"),
+        (["model=lasso", "model.max_iter=0"], "model.max_iter=0"),
+        (["model=lasso", "model.selection=greedy"], "model.selection='greedy'"),
+        (["model=lasso", "model.random_state=-1"], "model.random_state=-1"),
+        (["model=elastic_net", "model.l1_ratio=1.5"], "model.l1_ratio=1.5"),
+        (["model=elastic_net", "model.alpha=-0.1"], "model.alpha=-0.1"),
+        (
+            ["model=ridge", "engine=stream", "dataset.split=hash"],
+            "model='sklearn.linear_model.Ridge'",
+        ),
         (["dataset=csv", "dataset.target=y"], "dataset.path is required"),
         (["dataset=csv", "dataset.path=a.csv"], "dataset.target is required"),
         (

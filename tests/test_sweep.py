@@ -9,14 +9,18 @@ import sys
 from pathlib import Path
 
 
-def multirun(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+def multirun(
+    tmp_path: Path, *overrides: str, shared_artifacts: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """A real ``python -m mlops_lr -m`` run; the jobs share ``tmp_path/artifacts`` unless the
+    sweep config gives each its own (``shared_artifacts=False``)."""
     command = [
         sys.executable,
         "-m",
         "mlops_lr",
         "-m",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        f"paths.artifacts_dir={tmp_path / 'artifacts'}",
+        *([f"paths.artifacts_dir={tmp_path / 'artifacts'}"] if shared_artifacts else []),
         *overrides,
     ]
     return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, check=False)
@@ -100,3 +104,33 @@ def test_submitit_local_launcher_runs_the_same_sweep(tmp_path: Path) -> None:
     rows = read_rows(tmp_path / "sweep")
     assert [r["status"] for r in rows] == ["ok", "ok"]
     assert (tmp_path / "sweep" / ".submitit").is_dir()
+
+
+def test_alpha_sweep_trains_a_model_per_job_and_plots_against_alpha(tmp_path: Path) -> None:
+    result = multirun(
+        tmp_path,
+        "+sweep=alpha",
+        "model=ridge",
+        "model.alpha=0.1,1000,100000",
+        shared_artifacts=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Trained the float model first") == 3
+    sweep_dir = tmp_path / "sweep"
+    rows = read_rows(sweep_dir)
+    assert [r["model"] for r in rows] == [
+        f"model=ridge model.alpha={alpha}" for alpha in ("0.1", "1000", "100000")
+    ]
+    for row in rows:
+        job_artifacts = sweep_dir / row["job"] / "artifacts"
+        manifest = json.loads((job_artifacts / "manifest.json").read_text())
+        assert f"model.alpha={manifest['training']['model']['alpha']:g}" in row["model"]
+        float_metrics = json.loads((job_artifacts / "metrics.json").read_text())
+        assert float(row["r2_float"]) == float_metrics["r2"]
+    assert len({row["r2_float"] for row in rows}) == 3  # three different float models
+    assert not (tmp_path / "artifacts").exists()  # nothing shared between the jobs
+    table = (sweep_dir / "sweep_results.md").read_text()
+    assert "| model " in table
+    assert "float R²" in table
+    assert table.count("★") == 4  # one per float model (one bit width), plus the legend line
+    assert (sweep_dir / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.linear_model import ElasticNet, Lasso, Ridge
 
 from mlops_lr import artifacts, training
 from mlops_lr.data import Dataset
 from mlops_lr.exceptions import ArtifactError, ConfigError
+from mlops_lr.metrics import regression_metrics
 
 REFERENCE_COEF = [
     0.448675,
@@ -132,3 +134,54 @@ def test_a_target_that_is_not_a_regressor_or_cannot_be_built_is_refused(make_con
     config = make_config("model._target_=sklearn.cluster.KMeans")
     with pytest.raises(ConfigError, match=r"cannot be built: .*unexpected keyword argument"):
         training.build_model(config.model)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reference"),
+    [
+        (["model=ridge"], Ridge()),
+        (["model=ridge", "model.alpha=1000", "model.solver=svd"], Ridge(alpha=1000, solver="svd")),
+        (["model=ridge", "model.positive=true"], Ridge(positive=True)),
+        (["model=lasso", "model.alpha=0.01"], Lasso(alpha=0.01)),
+        (
+            ["model=elastic_net", "model.alpha=0.01", "model.l1_ratio=0.3"],
+            ElasticNet(alpha=0.01, l1_ratio=0.3),
+        ),
+        (["model=elastic_net", "model.fit_intercept=false"], ElasticNet(fit_intercept=False)),
+    ],
+    ids=["ridge", "ridge-svd", "ridge-positive", "lasso", "elastic-net", "elastic-net-no-b"],
+)
+def test_every_model_option_fits_as_scikit_learn_does(
+    make_config, california: Dataset, overrides: list[str], reference
+) -> None:
+    """Each option's parameters reach its estimator: the same coefficients and test metrics as
+    the scikit-learn estimator built here, on the same California split."""
+    config = make_config(*overrides)
+    trained = training.fit_and_evaluate(config, *training.prepare_data(config))
+    split = trained.split
+    reference.fit(split.X_train, split.y_train)
+    assert type(trained.model) is type(reference)
+    np.testing.assert_allclose(trained.metrics["coef"], reference.coef_, rtol=1e-9, atol=1e-12)
+    assert trained.metrics["intercept"] == pytest.approx(reference.intercept_, rel=1e-9, abs=1e-12)
+    expected = regression_metrics(split.y_test, reference.predict(split.X_test))
+    for name in ("r2", "mse", "rmse", "mae"):
+        assert trained.metrics[name] == pytest.approx(expected[name], rel=1e-9)
+
+
+def test_the_stages_take_every_model(cli, tmp_path: Path) -> None:
+    """Quantize trains the configured model first, predict serves its numbers, and another
+    alpha is another model: never reused in its place."""
+    lasso = ("model=lasso", "model.alpha=0.01")
+    result = cli("stage=quantize", *lasso)
+    assert result.returncode == 0, result.stderr
+    assert "Trained the float model first" in result.stdout
+    assert "R² Score (quantized, default-8bit)" in result.stdout
+    manifest = json.loads((tmp_path / "artifacts" / "manifest.json").read_text())
+    assert manifest["training"]["model"]["_target_"] == "sklearn.linear_model.Lasso"
+    assert manifest["training"]["model"]["alpha"] == 0.01
+    result = cli("stage=predict", *lasso)
+    assert result.returncode == 0, result.stderr
+    assert "Sample Predictions:" in result.stdout
+    result = cli("stage=quantize", "model=lasso", "model.alpha=0.02")
+    assert result.returncode == 0, result.stderr
+    assert "trained with another dataset or model config" in result.stdout
