@@ -13,12 +13,14 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from mlops_lr import artifacts
 from mlops_lr.config import register_configs, to_config
-from mlops_lr.exceptions import MlopsLrError
+from mlops_lr.exceptions import ConfigError, MlopsLrError
 from mlops_lr.sweep import RESULT_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -52,10 +54,50 @@ def _record(**result: object) -> None:
     path.write_bytes(artifacts.json_bytes(result))
 
 
+def one_line(error: HydraException | OmegaConfBaseException) -> str:
+    """A composition error of Hydra's (unknown option, wrong type, bad override) as one line:
+    the override it could not parse, its first line, OmegaConf's reason when it has one, and
+    the options a group offers."""
+    override = getattr(error, "override", None)  # an OverrideParseException's input
+    parts = [
+        part
+        for part in (
+            f"cannot parse {override!r}" if override else "",
+            _first_line(error),
+            _first_line(error.__cause__),
+        )
+        if part
+    ]
+    options = getattr(error, "options", None)
+    if options:
+        parts.append("options: " + ", ".join(sorted(options)))
+    return "; ".join(parts) or type(error).__name__
+
+
+def _first_line(error: BaseException | None) -> str:
+    lines = str(error).strip().splitlines() if error is not None else []
+    return lines[0].strip().rstrip(".") if lines else ""
+
+
 def main() -> None:
     """Entry point of ``python -m mlops_lr`` and the ``mlops-lr`` script."""
     # conf/paths/default.yaml puts artifacts under ${oc.env:PROJECT_ROOT}: the checkout root
     # unless the caller says otherwise (the Docker image, a test).
     os.environ.setdefault("PROJECT_ROOT", str(PROJECT_ROOT))
     register_configs()
-    _run()
+    # Hydra prints its own errors over several lines; HYDRA_FULL_ERROR=1 makes it raise them,
+    # to be printed as one line like ours (unless the user set it, asking for Hydra's report).
+    full_report = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        _run()
+    except (HydraException, OmegaConfBaseException) as error:
+        if full_report == "1":
+            raise
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        sys.exit(ConfigError.exit_code)
+    finally:
+        if full_report is None:
+            del os.environ["HYDRA_FULL_ERROR"]
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full_report

@@ -6,6 +6,7 @@ process where the behaviour under test is not the process's."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,38 @@ def test_in_process_runs_show_warnings_as_a_new_process_would(cli, monkeypatch) 
         assert result.returncode == 3
         assert "FutureWarning: a library's warning" in result.stderr
         assert "deprecation" not in result.stderr
+
+
+def test_an_unknown_option_is_one_line_naming_the_options(run_cli, tmp_path: Path) -> None:
+    result = run_cli("model=svm")
+    assert_one_line_error(
+        result,
+        "Could not find 'model/svm'; options: elastic_net, lasso, linear_regression, ridge",
+        exit_code=2,
+    )
+    assert not (tmp_path / "artifacts").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.fit_intercept=maybe", "Error merging override model.fit_intercept=maybe; Value"),
+        ("dataset.unknown_key=1", "Could not override 'dataset.unknown_key'; Key 'unknown_key'"),
+        ("dataset.test_size=[1", "cannot parse 'dataset.test_size=[1'"),
+        ("+sweep=nope", "Could not find 'sweep/nope'; options: alpha, bits"),
+    ],
+)
+def test_hydra_composition_errors_are_one_line(
+    cli, tmp_path: Path, override: str, message: str
+) -> None:
+    assert_one_line_error(cli(override), message, exit_code=2)
+    assert "HYDRA_FULL_ERROR" not in os.environ  # set for the run only
+    assert not (tmp_path / "artifacts").exists()
+
+
+def test_hydra_full_error_keeps_hydras_own_report(run_cli, monkeypatch) -> None:
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    result = run_cli("model=svm")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+    assert "MissingConfigException" in result.stderr
