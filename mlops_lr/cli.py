@@ -13,10 +13,9 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
+from hydra.errors import ConfigCompositionException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
 
 from mlops_lr import artifacts
 from mlops_lr.config import register_configs, to_config
@@ -54,7 +53,11 @@ def _record(**result: object) -> None:
     path.write_bytes(artifacts.json_bytes(result))
 
 
-def one_line(error: HydraException | OmegaConfBaseException) -> str:
+# What Hydra raises while it composes the config, before any job runs: the user's to fix.
+COMPOSITION_ERRORS = (ConfigCompositionException, OverrideParseException)
+
+
+def one_line(error: ConfigCompositionException | OverrideParseException) -> str:
     """A composition error of Hydra's (unknown option, wrong type, bad override) as one line:
     the override it could not parse, its first line, OmegaConf's reason when it has one, and
     the options a group offers."""
@@ -85,19 +88,19 @@ def main() -> None:
     # unless the caller says otherwise (the Docker image, a test).
     os.environ.setdefault("PROJECT_ROOT", str(PROJECT_ROOT))
     register_configs()
-    # Hydra prints its own errors over several lines; HYDRA_FULL_ERROR=1 makes it raise them,
-    # to be printed as one line like ours (unless the user set it, asking for Hydra's report).
+    # Hydra prints its composition errors over several lines; HYDRA_FULL_ERROR=1 makes it raise
+    # them, to be printed as one line like ours (unless the user set it, asking for Hydra's
+    # report). Anything else that escapes a job is a bug and keeps its traceback.
     full_report = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         _run()
-    except (HydraException, OmegaConfBaseException) as error:
+    except COMPOSITION_ERRORS as error:
         if full_report == "1":
             raise
         print(f"error: {one_line(error)}", file=sys.stderr)
         sys.exit(ConfigError.exit_code)
     finally:
-        if full_report is None:
-            del os.environ["HYDRA_FULL_ERROR"]
-        else:
+        os.environ.pop("HYDRA_FULL_ERROR")
+        if full_report is not None:
             os.environ["HYDRA_FULL_ERROR"] = full_report

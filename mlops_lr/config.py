@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, List, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from mlops_lr.exceptions import ConfigError
 from mlops_lr.quantize import (
@@ -49,6 +49,9 @@ STAGES = ("train", "quantize", "predict", "serve", "export")
 # (the same on every engine and for streams of any length; see mlops_lr.data.hash_test_rows).
 SPLITS = ("random", "hash")
 
+# The largest random_state scikit-learn takes (NumPy's legacy seeding).
+MAX_SEED = 2**32 - 1
+
 
 @dataclass
 class DatasetConfig:
@@ -68,10 +71,10 @@ class DatasetConfig:
             "a fraction strictly between 0 and 1",
         )
         _check(
-            self.random_state >= 0,
+            0 <= self.random_state <= MAX_SEED,
             f"{self.GROUP}.random_state",
             self.random_state,
-            "an integer 0 or more",
+            f"an integer 0 to {MAX_SEED}",
         )
         _check_choice(f"{self.GROUP}.split", self.split, SPLITS)
 
@@ -187,12 +190,15 @@ _LINEAR_REGRESSION = "sklearn.linear_model.LinearRegression"
 @dataclass
 class ModelConfig:
     """A scikit-learn linear regressor: ``_target_`` and its constructor parameters, the ones
-    every option has here; each option's schema adds its own."""
+    every option has here; each option's schema adds its own.
+
+    ``copy_X`` is not one of them: it is always true, because the stages score and calibrate on
+    the training split after the fit, and ``copy_X=false`` lets the fit centre it in place.
+    """
 
     GROUP: ClassVar[str] = "model"
     _target_: str = MISSING
     fit_intercept: bool = True
-    copy_X: bool = True
 
 
 def _check_nonnegative(key: str, value: float) -> None:
@@ -200,7 +206,9 @@ def _check_nonnegative(key: str, value: float) -> None:
 
 
 def _check_seed(key: str, value: Optional[int]) -> None:
-    _check(value is None or value >= 0, key, value, "null or an integer 0 or more")
+    _check(
+        value is None or 0 <= value <= MAX_SEED, key, value, f"null or an integer 0 to {MAX_SEED}"
+    )
 
 
 @dataclass
@@ -605,6 +613,10 @@ def to_config(cfg: DictConfig) -> Config:
         raise ConfigError(
             f"{error.full_key} is required: set it on the command line, e.g. {error.full_key}=..."
         ) from None
+    except OmegaConfBaseException as error:  # e.g. an interpolation that cannot be resolved
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        key = getattr(error, "full_key", None)
+        raise ConfigError(f"{key}: {reason}" if key else reason) from None
     if not isinstance(config, Config):
         raise ConfigError("the root config must extend config_schema (see conf/config.yaml)")
     return config

@@ -6,7 +6,7 @@ import io
 from collections import defaultdict
 from typing import Any
 
-from mlops_lr.sweep import parameter_value
+from mlops_lr.sweep import parameter_value, without_parameter
 
 
 def sweep_figure_png(rows: list[dict[str, Any]], parameter: str | None = None) -> bytes:
@@ -23,17 +23,22 @@ def sweep_figure_png(rows: list[dict[str, Any]], parameter: str | None = None) -
     bit_widths = sorted({row["bits"] for row in rows})
     if parameter is not None and len(bit_widths) > 1:
         parameter = None
-    models = {row["model"] for row in rows}
 
     def x_of(row: dict[str, Any]) -> float:
         return row["bits"] if parameter is None else parameter_value(row, parameter)
 
+    def model_of(row: dict[str, Any]) -> str:
+        """What else tells this row's float model apart (a line of its own)."""
+        return row["model"] if parameter is None else without_parameter(row, parameter)
+
+    models = {model_of(row) for row in rows}
+
+    def suffix(row: dict[str, Any]) -> str:
+        return f" / {model_of(row)}" if len(models) > 1 else ""
+
     lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        label = f"{row['granularity']} / {row['rounding']} / {row['scale']}"
-        if parameter is None and len(models) > 1:
-            label += f" / {row['model']}"
-        lines[label].append(row)
+        lines[f"{row['granularity']} / {row['rounding']} / {row['scale']}{suffix(row)}"].append(row)
     figure, (ax_r2, ax_diff) = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
     # Colour by granularity, line style by rounding: methods that coincide stay visible.
     colours = {"per_tensor": "tab:red", "per_feature_pow2": "tab:blue"}
@@ -52,14 +57,20 @@ def sweep_figure_png(rows: list[dict[str, Any]], parameter: str | None = None) -
         }
         ax_r2.plot(xs, [p["r2_quant"] for p in points], **look)
         ax_diff.plot(xs, [p["mean_abs_pred_diff"] for p in points], **look)
-    floats = sorted({(x_of(r), r["r2_float"]) for r in rows})
+    floats: dict[str, set[tuple[float, float]]] = defaultdict(set)
+    for row in rows:
+        floats[suffix(row)].add((x_of(row), row["r2_float"]))
     reference = {"color": "black", "linestyle": "--", "linewidth": 1}
     if parameter is not None:
-        ax_r2.plot(*zip(*floats, strict=True), marker=".", label="float model", **reference)
+        for label, points in sorted(floats.items()):
+            xs, r2s = zip(*sorted(points), strict=True)
+            ax_r2.plot(xs, r2s, marker=".", label=f"float model{label}", **reference)
     elif len(models) == 1:
-        ax_r2.axhline(floats[0][1], label=f"float R² {floats[0][1]:.4f}", **reference)
-    best_float = max(r2 for _, r2 in floats)
-    low = max(min(r["r2_quant"] for r in rows), min(r2 for _, r2 in floats) - 0.1)
+        (_, r2_float), *_ = floats[""]
+        ax_r2.axhline(r2_float, label=f"float R² {r2_float:.4f}", **reference)
+    all_floats = [r2 for points in floats.values() for _, r2 in points]
+    best_float = max(all_floats)
+    low = max(min(r["r2_quant"] for r in rows), min(all_floats) - 0.1)
     ax_r2.set_ylim(low - 0.005, best_float + 0.01)
     xlabel = "bits" if parameter is None else f"model.{parameter} ({bit_widths[0]} bits)"
     ax_r2.set(title="Test R² of the quantized model", xlabel=xlabel, ylabel="R² (test split)")

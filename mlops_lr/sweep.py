@@ -7,8 +7,9 @@ metrics or error) and Hydra's ``.hydra/overrides.yaml``; a job without ``result.
 before it could write one and counts as failed.
 
 A sweep may vary the quantization (``quantization.*``), the float model (``model=…``,
-``model.*``, e.g. ``model.alpha`` with ``+sweep=alpha``) or both: a job's model overrides name
-its float model, and the best quantization is chosen per float model and bit width.
+``model.*``, e.g. ``model.alpha`` with ``+sweep=alpha``, or ``dataset.*``) or both: a job's
+model and dataset overrides name its float model, and the best quantization is chosen per float
+model and bit width.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -76,31 +78,52 @@ def _overrides(path: Path) -> str:
     return " ".join(OmegaConf.load(path))
 
 
+# An override of the groups that make the float model (a quantization setting does not), with
+# Hydra's prefixes: +key=… adds, ++key=… forces, ~key deletes.
+_FLOAT_MODEL_OVERRIDE = re.compile(r"^(?:\+\+|\+|~)?(?:model|dataset)(?:[.=]|$)")
+
+
 def model_overrides(overrides: str) -> str:
-    """The overrides that choose the float model: ``model=…`` first, then ``model.…=…``."""
-    chosen = [o for o in overrides.split() if o.startswith(("model=", "model."))]
-    return " ".join(sorted(chosen, key=lambda o: not o.startswith("model=")))
+    """The overrides that choose the float model (the ``model`` and ``dataset`` groups), the
+    group choices (``model=ridge``) first."""
+    chosen = [o for o in overrides.split() if _FLOAT_MODEL_OVERRIDE.match(o)]
+    return " ".join(sorted(chosen, key=lambda o: "." in _name(o)))
+
+
+def _name(override: str) -> str:
+    return override.lstrip("+~").partition("=")[0]
+
+
+def _model_numbers(models: str) -> dict[str, float]:
+    """The numeric ``model.<key>=<value>`` settings among a row's model overrides."""
+    numbers = {}
+    for override in models.split():
+        name, _, value = override.lstrip("+~").partition("=")
+        if name.startswith("model."):
+            try:
+                numbers[name.removeprefix("model.")] = float(value.strip("'\""))
+            except ValueError:
+                continue
+    return numbers
 
 
 def model_parameter(rows: list[dict[str, Any]]) -> str | None:
-    """The one numeric ``model.<key>`` that the rows vary (e.g. ``alpha``), if exactly one."""
-    values: dict[str, set[float]] = {}
-    for row in rows:
-        for override in row["model"].split():
-            key, _, value = override.partition("=")
-            if key.startswith("model."):
-                try:
-                    values.setdefault(key.removeprefix("model."), set()).add(float(value))
-                except ValueError:
-                    continue
-    varied = [key for key, seen in values.items() if len(seen) > 1]
+    """The one numeric ``model.<key>`` (e.g. ``alpha``) that every row sets and the rows vary,
+    if there is exactly one."""
+    settings = [_model_numbers(row["model"]) for row in rows]
+    shared = set.intersection(*(set(numbers) for numbers in settings)) if settings else set()
+    varied = [key for key in shared if len({numbers[key] for numbers in settings}) > 1]
     return varied[0] if len(varied) == 1 else None
 
 
 def parameter_value(row: dict[str, Any], key: str) -> float:
     """The value of ``model.<key>`` that ``row``'s job was run with."""
-    prefix = f"model.{key}="
-    return next(float(o.removeprefix(prefix)) for o in row["model"].split() if o.startswith(prefix))
+    return _model_numbers(row["model"])[key]
+
+
+def without_parameter(row: dict[str, Any], key: str) -> str:
+    """``row``'s model overrides but the one that sets ``model.<key>``."""
+    return " ".join(o for o in row["model"].split() if _name(o) != f"model.{key}")
 
 
 def best_per_bits(rows: list[dict[str, Any]]) -> set[int]:
@@ -128,7 +151,7 @@ def write_reports(sweep_dir: str | Path) -> list[dict[str, Any]]:
     best = best_per_bits(rows)
     # The model column only when the sweep varies the float model (a bits sweep keeps its table);
     # each float model's rows together, in the order Hydra ran them.
-    models = any(row["model"] for row in rows)
+    models = len({row["model"] for row in rows}) > 1
     first_job: dict[str, int] = {}
     for row in rows:
         first_job.setdefault(row["model"], row["job"])

@@ -177,7 +177,7 @@ def _samples(names: tuple[str, ...], X_test: np.ndarray, y_test: np.ndarray) -> 
 
 # Settings that change where data comes from or how fast a fit runs, never the fitted model
 # (the data fingerprint covers what was read).
-_NOT_MODEL_SETTINGS = frozenset({"data_home", "download_if_missing", "n_jobs", "copy_X"})
+_NOT_MODEL_SETTINGS = frozenset({"data_home", "download_if_missing", "n_jobs"})
 
 
 def training_key(config: Config) -> dict[str, Any]:

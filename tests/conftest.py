@@ -107,8 +107,12 @@ def _cli_arguments(tmp_path: Path, overrides: tuple[str, ...]) -> list[str]:
 
 
 @pytest.fixture
-def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+def run_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run ``python -m mlops_lr`` with overrides in a new process (the real entry point)."""
+    # One-line errors whatever the developer's shell exports (a test may set it again).
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
 
     def _run(*overrides: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "mlops_lr", *_cli_arguments(tmp_path, overrides)]
@@ -163,6 +167,7 @@ def cli(
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PROJECT_ROOT", str(REPO_ROOT))  # what main() sets in a new process
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
 
     def _run(*overrides: str) -> subprocess.CompletedProcess[str]:
         argv = ["mlops_lr", *_cli_arguments(tmp_path, overrides)]

@@ -139,6 +139,27 @@ def test_hydra_composition_errors_are_one_line(
     assert not (tmp_path / "artifacts").exists()
 
 
+def test_an_unresolvable_interpolation_is_one_line(cli, tmp_path: Path) -> None:
+    result = cli("paths.artifacts_dir=${oc.env:MLOPS_LR_NO_SUCH_VARIABLE}")
+    assert_one_line_error(result, "paths.artifacts_dir: ", exit_code=2)
+    assert "MLOPS_LR_NO_SUCH_VARIABLE" in result.stderr
+
+
+def test_a_bug_inside_a_stage_keeps_its_traceback(cli, monkeypatch) -> None:
+    """Only Hydra's composition errors become one line: an OmegaConf error raised by our own
+    code while a stage runs is a bug, not a config error."""
+    from omegaconf.errors import ConfigKeyError
+
+    from mlops_lr.stages import train
+
+    def buggy(config) -> None:
+        raise ConfigKeyError("a key our code forgot")
+
+    monkeypatch.setattr(train, "run", buggy)
+    with pytest.raises(ConfigKeyError, match="a key our code forgot"):
+        cli("dataset=diabetes")
+
+
 def test_hydra_full_error_keeps_hydras_own_report(run_cli, monkeypatch) -> None:
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
     result = run_cli("model=svm")

@@ -29,7 +29,7 @@ REQUIRED = {
     ("engine", "dask"): ["dataset.split=hash"],
     # A sweep puts quantized models in Hydra's job directory, known only inside a real run.
     ("sweep", "bits"): ["paths.quantized_dir=quantized"],
-    ("sweep", "alpha"): ["paths.artifacts_dir=artifacts", "model=ridge"],
+    ("sweep", "alpha"): ["paths.artifacts_dir=artifacts"],
 }
 OPTIONAL_GROUPS = {"sweep"}  # not in the defaults list: appended with +group=option
 EXPECTED_TYPES = {
@@ -112,6 +112,8 @@ def test_overrides_reach_the_typed_config(make_config) -> None:
         (["model=lasso", "model.max_iter=0"], "model.max_iter=0"),
         (["model=lasso", "model.selection=greedy"], "model.selection='greedy'"),
         (["model=lasso", "model.random_state=-1"], "model.random_state=-1"),
+        (["model=ridge", "model.random_state=4294967296"], "model.random_state=4294967296"),
+        (["dataset.random_state=4294967296"], "dataset.random_state=4294967296"),
         (["model=elastic_net", "model.l1_ratio=1.5"], "model.l1_ratio=1.5"),
         (["model=elastic_net", "model.alpha=-0.1"], "model.alpha=-0.1"),
         (
@@ -158,6 +160,9 @@ def test_unknown_options_and_wrong_types_fail_while_composing(compose_cfg) -> No
         compose_cfg("dataset.test_size=abc")
     with pytest.raises(ConfigCompositionException, match="unknown_key"):
         compose_cfg("dataset.unknown_key=1")
+    # Always copied: the stages score and calibrate on the training split after the fit.
+    with pytest.raises(ConfigCompositionException, match="copy_X"):
+        compose_cfg("model.copy_X=false")
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mlops_lr.sweep import model_overrides, model_parameter, parameter_value, without_parameter
+
 
 def multirun(
     tmp_path: Path, *overrides: str, shared_artifacts: bool = True
@@ -52,6 +54,7 @@ def test_three_job_sweep_reports_every_job_and_trains_once(tmp_path: Path) -> No
         assert row["overrides"].endswith(f"stage=quantize quantization.bits={row['bits']}")
     table = (sweep_dir / "sweep_results.md").read_text()
     assert "3 jobs, 0 failed" in table
+    assert "| model" not in table  # one float model: no model column
     assert table.count("★") == 4  # one per bit width, plus the legend line
     assert (sweep_dir / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Sweep report:" in result.stdout
@@ -134,3 +137,26 @@ def test_alpha_sweep_trains_a_model_per_job_and_plots_against_alpha(tmp_path: Pa
     assert "float R²" in table
     assert table.count("★") == 4  # one per float model (one bit width), plus the legend line
     assert (sweep_dir / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_float_model_overrides_and_the_varied_parameter() -> None:
+    overrides = (
+        "stage=quantize ++model.alpha=1e-3 quantization.bits=4 dataset.test_size=0.3 +model=lasso"
+    )
+    assert model_overrides(overrides) == "+model=lasso ++model.alpha=1e-3 dataset.test_size=0.3"
+    rows = [
+        {"model": "model=ridge model.alpha=0.1 model.solver=svd"},
+        {"model": "model=ridge model.alpha='10' model.solver=svd"},
+        {"model": "model=lasso model.alpha=10 model.solver=svd"},
+    ]
+    assert model_parameter(rows) == "alpha"
+    assert [parameter_value(row, "alpha") for row in rows] == [0.1, 10.0, 10.0]
+    assert without_parameter(rows[2], "alpha") == "model=lasso model.solver=svd"
+    # Two numbers varied, or one some rows lack: no single axis to plot against.
+    assert (
+        model_parameter(
+            [{"model": "model.alpha=1 model.tol=1"}, {"model": "model.alpha=2 model.tol=2"}]
+        )
+        is None
+    )
+    assert model_parameter([{"model": "model.alpha=1"}, {"model": "model=ridge"}]) is None
