@@ -6,6 +6,7 @@ Every loader returns a :class:`Dataset` of finite float64 arrays, or raises a
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 from collections.abc import Callable, Sequence
@@ -100,26 +101,73 @@ def load_california(data_home: str | None = None, download_if_missing: bool = Tr
 
 
 def load_table(path: str | Path, target: str, features: list[str] | None = None) -> Dataset:
-    """Load a CSV or Parquet file with a header row.
+    """Load a CSV or Parquet file with a header row, or every such file of a directory
+    (recursively) or of a glob pattern, one after the other in sorted path order.
 
     Parameters
     ----------
     path : str or Path
         ``.csv``/``.txt`` (comma separated, UTF-8, a byte-order mark is fine) or
-        ``.parquet``/``.pq``.
+        ``.parquet``/``.pq`` files; a directory or a glob of one kind of them.
     target : str
         Name of the column to predict.
     features : list of str, optional
-        Feature columns, matched by name in any order; default: every column but ``target``.
+        Feature columns, matched by name in any order; default: every column but ``target``
+        in the first file (the same names are then read from every other file).
+
+    Raises
+    ------
+    DataError
+        No such file, no file matches, the kinds are mixed, or a file fails validation (the
+        message names that file, its column and line).
     """
-    path = Path(path)
-    if path.is_dir() or any(char in str(path) for char in "*?["):
-        raise DataError(
-            f"{path}: engine=memory reads one file; read a directory or glob with engine=stream "
-            "or engine=dask"
-        )
-    if not path.is_file():
-        raise DataError(f"dataset file not found: {path}")
+    spec = str(path)
+    single = Path(spec)
+    if single.is_file():
+        return _load_file(single, target, features)
+    if not single.is_dir() and not any(char in spec for char in "*?["):
+        raise DataError(f"dataset file not found: {single}")
+    first, *others = resolve_paths(spec)
+    parts = [_load_file(first, target, features)]
+    features = list(parts[0].feature_names)
+    parts += [_load_file(other, target, features) for other in others]
+    return Dataset(
+        X=np.concatenate([part.X for part in parts]),
+        y=np.concatenate([part.y for part in parts]),
+        feature_names=parts[0].feature_names,
+        target_name=target,
+        name=spec,
+    )
+
+
+def resolve_paths(spec: str) -> tuple[Path, ...]:
+    """The CSV or Parquet files that ``spec`` names: a file, a directory (every such file in
+    it, recursively) or a glob pattern; sorted, all of one kind.
+
+    Raises
+    ------
+    DataError
+        Nothing matches, or CSV and Parquet files are mixed.
+    """
+    path = Path(spec)
+    suffixes = CSV_SUFFIXES + PARQUET_SUFFIXES
+    if path.is_file():
+        candidates = [path]
+    elif path.is_dir():
+        candidates = [p for p in path.rglob("*") if p.is_file()]
+    else:
+        candidates = [Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file()]
+    files = sorted(p for p in candidates if p.suffix.lower() in suffixes)
+    if not files:
+        raise DataError(f"no CSV or Parquet file matches {spec}")
+    kinds = {p.suffix.lower() in PARQUET_SUFFIXES for p in files}
+    if len(kinds) > 1:
+        raise DataError(f"{spec} mixes CSV and Parquet files; point at one kind")
+    return tuple(files)
+
+
+def _load_file(path: Path, target: str, features: list[str] | None) -> Dataset:
+    """One CSV or Parquet file as a :class:`Dataset` (see :func:`load_table`)."""
     suffix = path.suffix.lower()
     if suffix not in PARQUET_SUFFIXES + CSV_SUFFIXES:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")

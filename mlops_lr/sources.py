@@ -7,7 +7,6 @@ the file and the row, so a bad row late in a large file stops the run with one c
 
 from __future__ import annotations
 
-import glob
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlops_lr.data import CSV_SUFFIXES, PARQUET_SUFFIXES, Dataset, fingerprint
+from mlops_lr.data import PARQUET_SUFFIXES, Dataset, fingerprint, resolve_paths
 from mlops_lr.exceptions import DataError
 
 
@@ -96,32 +95,6 @@ class MemorySource:
 
     def fingerprint(self) -> str:
         return fingerprint(self.dataset)
-
-
-def resolve_paths(spec: str) -> tuple[Path, ...]:
-    """The CSV or Parquet files that ``spec`` names: a file, a directory (every such file in
-    it, recursively) or a glob pattern; sorted, all of one kind.
-
-    Raises
-    ------
-    DataError
-        Nothing matches, or CSV and Parquet files are mixed.
-    """
-    path = Path(spec)
-    suffixes = CSV_SUFFIXES + PARQUET_SUFFIXES
-    if path.is_file():
-        candidates = [path]
-    elif path.is_dir():
-        candidates = [p for p in path.rglob("*") if p.is_file()]
-    else:
-        candidates = [Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file()]
-    files = sorted(p for p in candidates if p.suffix.lower() in suffixes)
-    if not files:
-        raise DataError(f"no CSV or Parquet file matches {spec}")
-    kinds = {p.suffix.lower() in PARQUET_SUFFIXES for p in files}
-    if len(kinds) > 1:
-        raise DataError(f"{spec} mixes CSV and Parquet files; point at one kind")
-    return tuple(files)
 
 
 def file_source(

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sklearn.linear_model import LinearRegression
 
 from mlops_lr.config import DaskEngineConfig, StreamEngineConfig
-from mlops_lr.data import Dataset, hash_test_rows, load_table, split_dataset
+from mlops_lr.data import Dataset, fingerprint, hash_test_rows, load_table, split_dataset
 from mlops_lr.engines import SplitRule, StreamingFit
 from mlops_lr.exceptions import DataError
 from mlops_lr.metrics import regression_metrics
@@ -295,6 +295,34 @@ def test_a_bad_second_file_is_named(cli, california: Dataset, tmp_path: Path) ->
     assert not (tmp_path / "artifacts" / "model.joblib").exists()
 
 
+@pytest.mark.parametrize(("kind", "spec"), [("parquet", "{dir}"), ("csv", "{dir}/part-*.csv")])
+def test_the_memory_engine_reads_a_directory_or_glob_as_one_table(
+    california: Dataset, tmp_path: Path, kind: str, spec: str
+) -> None:
+    """Every file in sorted order: the same rows, names and fingerprint as the data in one
+    piece, so the split and the model are the same too."""
+    write_files(california, tmp_path / "parts", kind)
+    dataset = load_table(spec.format(dir=tmp_path / "parts"), "MedHouseVal")
+    np.testing.assert_array_equal(dataset.X, california.X)
+    np.testing.assert_array_equal(dataset.y, california.y)
+    assert dataset.feature_names == california.feature_names
+    assert fingerprint(dataset) == fingerprint(california)
+
+
+def test_the_memory_engine_names_the_file_at_fault(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("x,y\n1,2\n3,4\n")
+    (tmp_path / "b.csv").write_text("x,y\n5,6\n7,oops\n")
+    with pytest.raises(DataError, match=r"b\.csv: column 'y' is not numeric: 'oops' on line 3"):
+        load_table(tmp_path, "y")
+    (tmp_path / "b.csv").write_text("z,y\n5,6\n")
+    with pytest.raises(DataError, match=r"b\.csv: feature column\(s\) \['x'\] not found"):
+        load_table(tmp_path, "y")
+    (tmp_path / "b.csv").unlink()
+    (tmp_path / "c.parquet").write_bytes(b"")
+    with pytest.raises(DataError, match="mixes CSV and Parquet files"):
+        load_table(tmp_path, "y")
+
+
 def test_a_text_column_in_parquet_is_one_line(cli, tmp_path: Path) -> None:
     frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": ["x", "y", "z", "w"], "y": [1.0] * 4})
     (tmp_path / "data").mkdir()
@@ -319,5 +347,3 @@ def test_streaming_settings_are_checked(cli, tmp_path: Path) -> None:
         "dataset=parquet", f"dataset.path={tmp_path / 'none'}", "dataset.target=y", "engine=stream"
     )
     assert_one_line_error(result, "no CSV or Parquet file matches", exit_code=3)
-    with pytest.raises(DataError, match="engine=memory reads one file"):
-        load_table(tmp_path, "y")
