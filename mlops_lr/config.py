@@ -96,19 +96,29 @@ class DiabetesDatasetConfig(DatasetConfig):
     name: str = "diabetes"
 
 
+# What a CSV cell may say for "missing" (exactly these; other text in a number column is an error).
+DEFAULT_NA_VALUES = ("", "NA", "N/A", "NaN", "nan", "null")
+# A row whose target is missing: a one-line error naming the column, the count and the first
+# line, or dropped (counted in the log).
+MISSING_TARGETS = ("error", "drop")
+
+
 @dataclass
 class TableDatasetConfig(DatasetConfig):
-    """CSV or Parquet data with a header row and a named target column: a file, or (for the
-    streaming engines) a directory or glob of files."""
+    """CSV or Parquet data with a header row and a named target column: a file, a directory
+    or a glob of files."""
 
     name: str = "csv"
     path: str = MISSING
     target: str = MISSING
     # None: every column but the target. Matched by name, so column order does not matter.
     features: Optional[List[str]] = None
+    na_values: List[str] = field(default_factory=lambda: list(DEFAULT_NA_VALUES))
+    missing_target: str = "error"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _check_choice(f"{self.GROUP}.missing_target", self.missing_target, MISSING_TARGETS)
         _check(
             bool(self.path.strip()), f"{self.GROUP}.path", self.path, "a file, directory or glob"
         )
@@ -553,6 +563,12 @@ class Config:
                 "stage",
                 self.stage,
                 f"train or quantize with {engine} (the other stages read models, not data)",
+            )
+            _check(
+                getattr(self.dataset, "missing_target", "error") == "error",
+                "dataset.missing_target",
+                getattr(self.dataset, "missing_target", None),
+                f"error with {engine} (dropping rows is in memory only)",
             )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,12 +18,15 @@ import numpy as np
 import pandas as pd
 
 from mlops_lr.config import (
+    DEFAULT_NA_VALUES,
     CaliforniaDatasetConfig,
     DatasetConfig,
     DiabetesDatasetConfig,
     TableDatasetConfig,
 )
 from mlops_lr.exceptions import DataError
+
+log = logging.getLogger(__name__)
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".txt")
@@ -39,6 +43,8 @@ class Dataset:
     feature_names: tuple[str, ...]
     target_name: str
     name: str
+    # Rows left out because their target was missing (dataset.missing_target=drop).
+    dropped_rows: int = 0
 
     @property
     def n_rows(self) -> int:
@@ -69,7 +75,16 @@ def load_dataset(config: DatasetConfig) -> Dataset:
         bunch = load_diabetes(as_frame=True)
         return _from_frame(bunch.frame, "target", None, source="diabetes", first_line=None)
     if isinstance(config, TableDatasetConfig):
-        return load_table(config.path, config.target, config.features)
+        dataset = load_table(
+            config.path, config.target, config.features, config.na_values, config.missing_target
+        )
+        if dataset.dropped_rows:
+            log.info(
+                "Dropped %d row(s) whose target %r is missing (dataset.missing_target=drop)",
+                dataset.dropped_rows,
+                dataset.target_name,
+            )
+        return dataset
     raise TypeError(f"no loader for {type(config).__name__}")
 
 
@@ -100,7 +115,13 @@ def load_california(data_home: str | None = None, download_if_missing: bool = Tr
     return _from_frame(bunch.frame, "MedHouseVal", None, source="california", first_line=None)
 
 
-def load_table(path: str | Path, target: str, features: list[str] | None = None) -> Dataset:
+def load_table(
+    path: str | Path,
+    target: str,
+    features: list[str] | None = None,
+    na_values: Sequence[str] = DEFAULT_NA_VALUES,
+    missing_target: str = "error",
+) -> Dataset:
     """Load a CSV or Parquet file with a header row, or every such file of a directory
     (recursively) or of a glob pattern, one after the other in sorted path order.
 
@@ -114,6 +135,11 @@ def load_table(path: str | Path, target: str, features: list[str] | None = None)
     features : list of str, optional
         Feature columns, matched by name in any order; default: every column but ``target``
         in the first file (the same names are then read from every other file).
+    na_values : sequence of str, default=DEFAULT_NA_VALUES
+        The CSV cells that mean "missing" (exactly these; Parquet has its own nulls).
+    missing_target : {"error", "drop"}, default="error"
+        A row whose target is missing: an error naming the column, the count and the first
+        line, or left out (counted in ``Dataset.dropped_rows``).
 
     Raises
     ------
@@ -124,19 +150,20 @@ def load_table(path: str | Path, target: str, features: list[str] | None = None)
     spec = str(path)
     single = Path(spec)
     if single.is_file():
-        return _load_file(single, target, features)
+        return _load_file(single, target, features, na_values, missing_target)
     if not single.is_dir() and not any(char in spec for char in "*?["):
         raise DataError(f"dataset file not found: {single}")
     first, *others = resolve_paths(spec)
-    parts = [_load_file(first, target, features)]
+    parts = [_load_file(first, target, features, na_values, missing_target)]
     features = list(parts[0].feature_names)
-    parts += [_load_file(other, target, features) for other in others]
+    parts += [_load_file(f, target, features, na_values, missing_target) for f in others]
     return Dataset(
         X=np.concatenate([part.X for part in parts]),
         y=np.concatenate([part.y for part in parts]),
         feature_names=parts[0].feature_names,
         target_name=target,
         name=spec,
+        dropped_rows=sum(part.dropped_rows for part in parts),
     )
 
 
@@ -166,7 +193,13 @@ def resolve_paths(spec: str) -> tuple[Path, ...]:
     return tuple(files)
 
 
-def _load_file(path: Path, target: str, features: list[str] | None) -> Dataset:
+def _load_file(
+    path: Path,
+    target: str,
+    features: list[str] | None,
+    na_values: Sequence[str],
+    missing_target: str,
+) -> Dataset:
     """One CSV or Parquet file as a :class:`Dataset` (see :func:`load_table`)."""
     suffix = path.suffix.lower()
     if suffix not in PARQUET_SUFFIXES + CSV_SUFFIXES:
@@ -174,10 +207,17 @@ def _load_file(path: Path, target: str, features: list[str] | None) -> Dataset:
     first_line = None if suffix in PARQUET_SUFFIXES else 2
     try:
         if first_line is None:
-            frame = pd.read_parquet(path)
+            # A stored pandas index would renumber the rows that errors name: count from 0.
+            frame = pd.read_parquet(path).reset_index(drop=True)
         else:
             # pandas 3 parses floats correctly rounded by default (the hash split relies on it).
-            frame = pd.read_csv(path, encoding="utf-8-sig", low_memory=False)
+            frame = pd.read_csv(
+                path,
+                encoding="utf-8-sig",
+                low_memory=False,
+                na_values=list(na_values),
+                keep_default_na=False,
+            )
     except ImportError as error:  # pandas needs pyarrow for Parquet
         raise DataError(
             f"{path}: reading Parquet needs pyarrow (pip install 'mlops-lr[parquet]'): {error}"
@@ -187,7 +227,7 @@ def _load_file(path: Path, target: str, features: list[str] | None) -> Dataset:
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
         lines = str(error).strip().splitlines()
         raise DataError(f"{path}: cannot be read: {lines[0] if lines else error!r}") from None
-    return _from_frame(frame, target, features, source=str(path), first_line=first_line)
+    return _from_frame(frame, target, features, str(path), first_line, missing_target)
 
 
 def _from_frame(
@@ -196,11 +236,13 @@ def _from_frame(
     features: list[str] | None,
     source: str,
     first_line: int | None,
+    missing_target: str = "error",
 ) -> Dataset:
     """Validate a frame and turn it into a :class:`Dataset` named after ``source``.
 
     ``first_line`` is the file line of the first data row (2 for a CSV with a header), used to
-    point at bad values; ``None`` reports 1-based row numbers instead.
+    point at bad values; ``None`` reports 1-based row numbers instead. Rows left out by
+    ``missing_target="drop"`` keep their line numbers in later messages.
     """
     columns = [str(column) for column in frame.columns]
     frame = frame.set_axis(columns, axis=1)
@@ -217,6 +259,14 @@ def _from_frame(
         raise DataError(f"{source}: no feature columns besides the target {target!r}")
     if len(frame) == 0:
         raise DataError(f"{source}: no data rows")
+    dropped = 0
+    if missing_target == "drop":
+        # Text in the target is still an error (numeric_matrix names it); missing is dropped.
+        missing = frame[target].isna().to_numpy()
+        dropped = int(missing.sum())
+        frame = frame[~missing]
+        if len(frame) == 0:
+            raise DataError(f"{source}: every row's target {target!r} is missing")
 
     return Dataset(
         X=numeric_matrix(frame, features, source, first_line),
@@ -224,6 +274,7 @@ def _from_frame(
         feature_names=tuple(features),
         target_name=target,
         name=source,
+        dropped_rows=dropped,
     )
 
 
@@ -232,7 +283,8 @@ def numeric_matrix(
 ) -> np.ndarray:
     """``frame[columns]`` as a C-contiguous float64 matrix of finite values.
 
-    ``first_line`` is the file line of the frame's first row (``None``: report 1-based rows).
+    ``first_line`` is the file line of the row labelled 0 in the frame's index (``None``:
+    report 1-based rows); a row's line is its label plus that.
 
     Raises
     ------
@@ -242,7 +294,10 @@ def numeric_matrix(
     """
 
     def where(row: int) -> str:
-        return f"line {row + first_line}" if first_line is not None else f"row {row + 1}"
+        """The file line (or 1-based row) of the frame's ``row``-th row, by its index label:
+        rows dropped before keep the numbers of the others right."""
+        label = int(frame.index[row])
+        return f"line {label + first_line}" if first_line is not None else f"row {label + 1}"
 
     matrix = np.column_stack([_numeric_column(frame[c], c, source, where) for c in columns])
     return np.ascontiguousarray(matrix, dtype=np.float64)

@@ -188,7 +188,8 @@ def predict_csv(
             for chunk in chunks:
                 if rows == 0:
                     _check_columns(chunk.columns, predictor.feature_names, source)
-                X = numeric_matrix(chunk, predictor.feature_names, str(source), rows + 2)
+                # The chunks' index labels count rows from the first: line = label + 2.
+                X = numeric_matrix(chunk, predictor.feature_names, str(source), 2)
                 chunk[PREDICTION_COLUMN] = predictor.predict(X)
                 chunk.to_csv(handle, header=rows == 0, index=False)
                 rows += len(chunk)

@@ -166,3 +166,17 @@ def test_hydra_full_error_keeps_hydras_own_report(run_cli, monkeypatch) -> None:
     assert result.returncode == 1
     assert "Traceback" in result.stderr
     assert "MissingConfigException" in result.stderr
+
+
+def test_dropped_rows_are_counted_and_streams_refuse_to_drop(cli, tmp_path: Path) -> None:
+    rows = "".join(f"{i},{2 * i},{'' if i % 10 == 0 else 3 * i + 1}\n" for i in range(1, 41))
+    (tmp_path / "data.csv").write_text("a,b,y\n" + rows)
+    table = ("dataset=csv", f"dataset.path={tmp_path / 'data.csv'}", "dataset.target=y")
+    result = cli(*table)
+    assert_one_line_error(result, "column 'y' has 4 missing or infinite value(s)", exit_code=3)
+    result = cli(*table, "dataset.missing_target=drop")
+    assert result.returncode == 0, result.stderr
+    assert "Dropped 4 row(s) whose target 'y' is missing" in result.stdout
+    assert "(36 rows, 2 features" in result.stdout
+    result = cli(*table, "dataset.missing_target=drop", "engine=stream", "dataset.split=hash")
+    assert_one_line_error(result, "dataset.missing_target='drop' is not allowed", exit_code=2)

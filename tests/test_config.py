@@ -114,6 +114,15 @@ def test_overrides_reach_the_typed_config(make_config) -> None:
         (["model=lasso", "model.random_state=-1"], "model.random_state=-1"),
         (["model=ridge", "model.random_state=4294967296"], "model.random_state=4294967296"),
         (["dataset.random_state=4294967296"], "dataset.random_state=4294967296"),
+        (
+            [
+                "dataset=csv",
+                "dataset.path=a.csv",
+                "dataset.target=y",
+                "dataset.missing_target=skip",
+            ],
+            "dataset.missing_target='skip'",
+        ),
         (["model=elastic_net", "model.l1_ratio=1.5"], "model.l1_ratio=1.5"),
         (["model=elastic_net", "model.alpha=-0.1"], "model.alpha=-0.1"),
         (

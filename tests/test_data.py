@@ -127,3 +127,44 @@ def test_reference_split_sizes(california: Dataset) -> None:
     split = split_dataset(california, 0.2, 42)
     assert split.X_train.shape == (16512, 8)
     assert split.X_test.shape == (4128, 8)
+
+
+def test_missing_markers_are_exactly_the_configured_ones(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("a,b,y\n1,2,3\n4,?,6\n7,8,9\n")
+    with pytest.raises(DataError, match=r"column 'b' is not numeric: '\?' on line 3"):
+        load_table(path, "y")
+    with pytest.raises(DataError, match="column 'b' has 1 missing or infinite value"):
+        load_table(path, "y", na_values=["?"])
+    # Markers beyond the configured ones are text, not missing (pandas would read "None" as NA).
+    path.write_text("a,b,y\n1,2,3\n4,None,6\n")
+    with pytest.raises(DataError, match=r"column 'b' is not numeric: 'None' on line 3"):
+        load_table(path, "y")
+
+
+def test_a_missing_target_is_an_error_or_dropped_as_configured(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("a,b,y\n1,2,3\n4,5,NA\n7,8,9\n10,11,\n13,14,15\n16,17,18\n")
+    with pytest.raises(DataError, match=r"column 'y' has 2 missing .* first on line 3"):
+        load_table(path, "y")
+    dataset = load_table(path, "y", missing_target="drop")
+    assert dataset.dropped_rows == 2
+    np.testing.assert_array_equal(dataset.y, [3, 9, 15, 18])
+    np.testing.assert_array_equal(dataset.X[:, 0], [1, 7, 13, 16])
+    # Lines after the dropped rows keep their numbers; text in the target stays an error.
+    path.write_text("a,y\n1,NA\n2,3\nx,4\n")
+    with pytest.raises(DataError, match=r"column 'a' is not numeric: 'x' on line 4"):
+        load_table(path, "y", missing_target="drop")
+    path.write_text("a,y\n1,NA\n2,three\n")
+    with pytest.raises(DataError, match=r"column 'y' is not numeric: 'three' on line 3"):
+        load_table(path, "y", missing_target="drop")
+    path.write_text("a,y\n1,NA\n2,\n")
+    with pytest.raises(DataError, match="every row's target 'y' is missing"):
+        load_table(path, "y", missing_target="drop")
+
+
+def test_parquet_rows_are_counted_from_the_first_whatever_index_was_stored(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"a": [1.0, 2.0, np.nan], "y": [1.0, 2.0, 3.0]}, index=[100, 101, 102])
+    frame.to_parquet(tmp_path / "data.parquet")
+    with pytest.raises(DataError, match=r"column 'a' has 1 missing or infinite value.*row 3"):
+        load_table(tmp_path / "data.parquet", "y")
