@@ -113,6 +113,8 @@ class TableDatasetConfig(DatasetConfig):
     target: str = MISSING
     # None: every column but the target. Matched by name, so column order does not matter.
     features: Optional[List[str]] = None
+    # Columns that are neither target nor feature (an id, a leak), left out of the default.
+    drop: List[str] = field(default_factory=list)
     na_values: List[str] = field(default_factory=lambda: list(DEFAULT_NA_VALUES))
     missing_target: str = "error"
 
@@ -137,6 +139,18 @@ class TableDatasetConfig(DatasetConfig):
                 features,
                 f"must not contain the target column {self.target!r}",
             )
+            _check(
+                not set(features) & set(self.drop),
+                f"{self.GROUP}.drop",
+                list(self.drop),
+                "columns that are not also in dataset.features",
+            )
+        _check(
+            self.target not in self.drop,
+            f"{self.GROUP}.drop",
+            list(self.drop),
+            f"must not contain the target column {self.target!r}",
+        )
 
 
 # Where training runs (mlops_lr.engines).

@@ -76,7 +76,12 @@ def load_dataset(config: DatasetConfig) -> Dataset:
         return _from_frame(bunch.frame, "target", None, source="diabetes", first_line=None)
     if isinstance(config, TableDatasetConfig):
         dataset = load_table(
-            config.path, config.target, config.features, config.na_values, config.missing_target
+            config.path,
+            config.target,
+            config.features,
+            config.na_values,
+            config.missing_target,
+            config.drop,
         )
         if dataset.dropped_rows:
             log.info(
@@ -121,6 +126,7 @@ def load_table(
     features: list[str] | None = None,
     na_values: Sequence[str] = DEFAULT_NA_VALUES,
     missing_target: str = "error",
+    drop: Sequence[str] = (),
 ) -> Dataset:
     """Load a CSV or Parquet file with a header row, or every such file of a directory
     (recursively) or of a glob pattern, one after the other in sorted path order.
@@ -140,6 +146,8 @@ def load_table(
     missing_target : {"error", "drop"}, default="error"
         A row whose target is missing: an error naming the column, the count and the first
         line, or left out (counted in ``Dataset.dropped_rows``).
+    drop : sequence of str, default=()
+        Columns left out of the default features (each must exist).
 
     Raises
     ------
@@ -150,13 +158,13 @@ def load_table(
     spec = str(path)
     single = Path(spec)
     if single.is_file():
-        return _load_file(single, target, features, na_values, missing_target)
+        return _load_file(single, target, features, na_values, missing_target, drop)
     if not single.is_dir() and not any(char in spec for char in "*?["):
         raise DataError(f"dataset file not found: {single}")
     first, *others = resolve_paths(spec)
-    parts = [_load_file(first, target, features, na_values, missing_target)]
+    parts = [_load_file(first, target, features, na_values, missing_target, drop)]
     features = list(parts[0].feature_names)
-    parts += [_load_file(f, target, features, na_values, missing_target) for f in others]
+    parts += [_load_file(f, target, features, na_values, missing_target, ()) for f in others]
     return Dataset(
         X=np.concatenate([part.X for part in parts]),
         y=np.concatenate([part.y for part in parts]),
@@ -165,6 +173,23 @@ def load_table(
         name=spec,
         dropped_rows=sum(part.dropped_rows for part in parts),
     )
+
+
+def choose_features(
+    columns: Sequence[str],
+    target: str,
+    features: Sequence[str] | None,
+    drop: Sequence[str],
+    source: str,
+) -> list[str]:
+    """The feature columns: ``features`` as given, else every column but the target and
+    ``drop``, each of which must exist."""
+    absent = [name for name in drop if name not in columns]
+    if absent:
+        raise DataError(f"{source}: column(s) {absent} to drop not found; columns: {list(columns)}")
+    if features is None:
+        return [name for name in columns if name != target and name not in drop]
+    return list(features)
 
 
 def resolve_paths(spec: str) -> tuple[Path, ...]:
@@ -199,6 +224,7 @@ def _load_file(
     features: list[str] | None,
     na_values: Sequence[str],
     missing_target: str,
+    drop: Sequence[str],
 ) -> Dataset:
     """One CSV or Parquet file as a :class:`Dataset` (see :func:`load_table`)."""
     suffix = path.suffix.lower()
@@ -227,7 +253,7 @@ def _load_file(
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
         lines = str(error).strip().splitlines()
         raise DataError(f"{path}: cannot be read: {lines[0] if lines else error!r}") from None
-    return _from_frame(frame, target, features, str(path), first_line, missing_target)
+    return _from_frame(frame, target, features, str(path), first_line, missing_target, drop)
 
 
 def _from_frame(
@@ -237,6 +263,7 @@ def _from_frame(
     source: str,
     first_line: int | None,
     missing_target: str = "error",
+    drop: Sequence[str] = (),
 ) -> Dataset:
     """Validate a frame and turn it into a :class:`Dataset` named after ``source``.
 
@@ -250,8 +277,7 @@ def _from_frame(
         raise DataError(f"{source}: no columns")
     if target not in columns:
         raise DataError(f"{source}: target column {target!r} not found; columns: {columns}")
-    if features is None:
-        features = [column for column in columns if column != target]
+    features = choose_features(columns, target, features, drop, source)
     missing = [name for name in features if name not in columns]
     if missing:
         raise DataError(f"{source}: feature column(s) {missing} not found; columns: {columns}")

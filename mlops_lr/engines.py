@@ -162,7 +162,7 @@ def make_source(config: Config) -> FileSource | MemorySource:
     dataset = config.dataset
     batch_rows = config.engine.batch_rows
     if isinstance(dataset, TableDatasetConfig):
-        return file_source(dataset.path, dataset.target, dataset.features, batch_rows)
+        return file_source(dataset.path, dataset.target, dataset.features, batch_rows, dataset.drop)
     return MemorySource(load_dataset(dataset), batch_rows)
 
 

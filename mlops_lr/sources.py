@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlops_lr.data import PARQUET_SUFFIXES, Dataset, fingerprint, resolve_paths
+from mlops_lr.data import PARQUET_SUFFIXES, Dataset, choose_features, fingerprint, resolve_paths
 from mlops_lr.exceptions import DataError
 
 
@@ -98,15 +98,19 @@ class MemorySource:
 
 
 def file_source(
-    spec: str, target: str, features: Sequence[str] | None, batch_rows: int
+    spec: str,
+    target: str,
+    features: Sequence[str] | None,
+    batch_rows: int,
+    drop: Sequence[str] = (),
 ) -> FileSource:
-    """The files ``spec`` names, with the features found in the first one when not given."""
+    """The files ``spec`` names, with the features found in the first one (but ``drop``) when
+    not given."""
     paths = resolve_paths(spec)
     columns = _columns(paths[0])
     if target not in columns:
         raise DataError(f"{paths[0]}: target column {target!r} not found; columns: {columns}")
-    if features is None:
-        features = [name for name in columns if name != target]
+    features = choose_features(columns, target, features, drop, str(paths[0]))
     if not features:
         raise DataError(f"{paths[0]}: no feature columns besides the target {target!r}")
     return FileSource(paths, target, tuple(features), batch_rows)

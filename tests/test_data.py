@@ -11,6 +11,7 @@ from sklearn.linear_model import LinearRegression
 
 from mlops_lr.data import Dataset, fingerprint, load_table, split_dataset
 from mlops_lr.exceptions import DataError
+from mlops_lr.sources import file_source
 from tests.conftest import CALIFORNIA_FEATURES
 
 
@@ -168,3 +169,14 @@ def test_parquet_rows_are_counted_from_the_first_whatever_index_was_stored(tmp_p
     frame.to_parquet(tmp_path / "data.parquet")
     with pytest.raises(DataError, match=r"column 'a' has 1 missing or infinite value.*row 3"):
         load_table(tmp_path / "data.parquet", "y")
+
+
+def test_dropped_columns_are_left_out_of_the_default_features(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("id,a,leak,b,y\n1,2,3,4,5\n2,3,4,5,6\n")
+    dataset = load_table(path, "y", drop=["id", "leak"])
+    assert dataset.feature_names == ("a", "b")
+    np.testing.assert_array_equal(dataset.X, [[2, 4], [3, 5]])
+    assert file_source(str(path), "y", None, 100, drop=["id", "leak"]).feature_names == ("a", "b")
+    with pytest.raises(DataError, match=r"column\(s\) \['nope'\] to drop not found"):
+        load_table(path, "y", drop=["nope"])
