@@ -96,7 +96,7 @@ class DiabetesDatasetConfig(DatasetConfig):
     name: str = "diabetes"
 
 
-# What a CSV cell may say for "missing" (exactly these; other text in a number column is an error).
+# What a CSV cell may say for "missing" (other text in a number column is an error).
 DEFAULT_NA_VALUES = ("", "NA", "N/A", "NaN", "nan", "null")
 # A row whose target is missing: a one-line error naming the column, the count and the first
 # line, or dropped (counted in the log).
@@ -578,12 +578,19 @@ class Config:
                 self.stage,
                 f"train or quantize with {engine} (the other stages read models, not data)",
             )
-            _check(
-                getattr(self.dataset, "missing_target", "error") == "error",
-                "dataset.missing_target",
-                getattr(self.dataset, "missing_target", None),
-                f"error with {engine} (dropping rows is in memory only)",
-            )
+            if isinstance(self.dataset, TableDatasetConfig):
+                _check(
+                    self.dataset.missing_target == "error",
+                    "dataset.missing_target",
+                    self.dataset.missing_target,
+                    f"error with {engine} (dropping rows is in memory only)",
+                )
+                _check(
+                    tuple(self.dataset.na_values) == DEFAULT_NA_VALUES,
+                    "dataset.na_values",
+                    list(self.dataset.na_values),
+                    f"the default with {engine} (its readers use their own markers)",
+                )
 
 
 # Stored under schema/<group>/ so they do not show up as options of the groups themselves;

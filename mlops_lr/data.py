@@ -162,9 +162,20 @@ def load_table(
     if not single.is_dir() and not any(char in spec for char in "*?["):
         raise DataError(f"dataset file not found: {single}")
     first, *others = resolve_paths(spec)
-    parts = [_load_file(first, target, features, na_values, missing_target, drop)]
+    # A part may be empty (a header-only file, or only missing targets): the whole may not.
+    parts = [_load_file(first, target, features, na_values, missing_target, drop, False)]
     features = list(parts[0].feature_names)
-    parts += [_load_file(f, target, features, na_values, missing_target, ()) for f in others]
+    parts += [
+        _load_file(other, target, features, na_values, missing_target, (), False)
+        for other in others
+    ]
+    if not sum(part.n_rows for part in parts):
+        dropped = any(part.dropped_rows for part in parts)
+        raise DataError(
+            f"{spec}: every row's target {target!r} is missing"
+            if dropped
+            else f"{spec}: no data rows in any file"
+        )
     return Dataset(
         X=np.concatenate([part.X for part in parts]),
         y=np.concatenate([part.y for part in parts]),
@@ -225,16 +236,21 @@ def _load_file(
     na_values: Sequence[str],
     missing_target: str,
     drop: Sequence[str],
+    require_rows: bool = True,
 ) -> Dataset:
-    """One CSV or Parquet file as a :class:`Dataset` (see :func:`load_table`)."""
+    """One CSV or Parquet file as a :class:`Dataset` (see :func:`load_table`); with
+    ``require_rows=False`` it may have none (one part of many)."""
     suffix = path.suffix.lower()
     if suffix not in PARQUET_SUFFIXES + CSV_SUFFIXES:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
     first_line = None if suffix in PARQUET_SUFFIXES else 2
     try:
         if first_line is None:
-            # A stored pandas index would renumber the rows that errors name: count from 0.
-            frame = pd.read_parquet(path).reset_index(drop=True)
+            from pyarrow import parquet  # deferred: CSV needs no pyarrow
+
+            # The file's own columns, as the streaming engines see them: a stored pandas index
+            # is a column (or nothing, for a range), and the rows count from 0.
+            frame = parquet.read_table(path).to_pandas(ignore_metadata=True)
         else:
             # pandas 3 parses floats correctly rounded by default (the hash split relies on it).
             frame = pd.read_csv(
@@ -253,7 +269,11 @@ def _load_file(
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
         lines = str(error).strip().splitlines()
         raise DataError(f"{path}: cannot be read: {lines[0] if lines else error!r}") from None
-    return _from_frame(frame, target, features, str(path), first_line, missing_target, drop)
+    if not isinstance(frame.index, pd.RangeIndex):  # pandas took the first field as an index
+        raise DataError(f"{path}: rows have more fields than the header")
+    return _from_frame(
+        frame, target, features, str(path), first_line, missing_target, drop, require_rows
+    )
 
 
 def _from_frame(
@@ -264,6 +284,7 @@ def _from_frame(
     first_line: int | None,
     missing_target: str = "error",
     drop: Sequence[str] = (),
+    require_rows: bool = True,
 ) -> Dataset:
     """Validate a frame and turn it into a :class:`Dataset` named after ``source``.
 
@@ -282,8 +303,10 @@ def _from_frame(
     if missing:
         raise DataError(f"{source}: feature column(s) {missing} not found; columns: {columns}")
     if not features:
-        raise DataError(f"{source}: no feature columns besides the target {target!r}")
-    if len(frame) == 0:
+        raise DataError(
+            f"{source}: no feature columns besides the target {target!r} (and dataset.drop)"
+        )
+    if len(frame) == 0 and require_rows:
         raise DataError(f"{source}: no data rows")
     dropped = 0
     if missing_target == "drop":
@@ -291,7 +314,7 @@ def _from_frame(
         missing = frame[target].isna().to_numpy()
         dropped = int(missing.sum())
         frame = frame[~missing]
-        if len(frame) == 0:
+        if len(frame) == 0 and require_rows:
             raise DataError(f"{source}: every row's target {target!r} is missing")
 
     return Dataset(

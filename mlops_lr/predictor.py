@@ -188,6 +188,8 @@ def predict_csv(
             for chunk in chunks:
                 if rows == 0:
                     _check_columns(chunk.columns, predictor.feature_names, source)
+                if not isinstance(chunk.index, pd.RangeIndex):  # the first field became an index
+                    raise DataError(f"{source}: rows have more fields than the header")
                 # The chunks' index labels count rows from the first: line = label + 2.
                 X = numeric_matrix(chunk, predictor.feature_names, str(source), 2)
                 chunk[PREDICTION_COLUMN] = predictor.predict(X)

@@ -112,7 +112,9 @@ def file_source(
         raise DataError(f"{paths[0]}: target column {target!r} not found; columns: {columns}")
     features = choose_features(columns, target, features, drop, str(paths[0]))
     if not features:
-        raise DataError(f"{paths[0]}: no feature columns besides the target {target!r}")
+        raise DataError(
+            f"{paths[0]}: no feature columns besides the target {target!r} (and dataset.drop)"
+        )
     return FileSource(paths, target, tuple(features), batch_rows)
 
 

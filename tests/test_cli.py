@@ -180,3 +180,5 @@ def test_dropped_rows_are_counted_and_streams_refuse_to_drop(cli, tmp_path: Path
     assert "(36 rows, 2 features" in result.stdout
     result = cli(*table, "dataset.missing_target=drop", "engine=stream", "dataset.split=hash")
     assert_one_line_error(result, "dataset.missing_target='drop' is not allowed", exit_code=2)
+    result = cli(*table, "dataset.na_values=[-999]", "engine=dask", "dataset.split=hash")
+    assert_one_line_error(result, "dataset.na_values=['-999'] is not allowed", exit_code=2)

@@ -164,11 +164,41 @@ def test_a_missing_target_is_an_error_or_dropped_as_configured(tmp_path: Path) -
         load_table(path, "y", missing_target="drop")
 
 
-def test_parquet_rows_are_counted_from_the_first_whatever_index_was_stored(tmp_path: Path) -> None:
-    frame = pd.DataFrame({"a": [1.0, 2.0, np.nan], "y": [1.0, 2.0, 3.0]}, index=[100, 101, 102])
+def test_parquet_is_read_as_its_columns_whatever_index_was_stored(tmp_path: Path) -> None:
+    """A stored pandas index is a column, as the streaming engines see it; rows count from 1."""
+    frame = pd.DataFrame({"a": [1.0, 2.0, np.nan], "y": [1.0, 2.0, 3.0]})
+    frame.index = pd.Index([100, 101, 102], name="id")
     frame.to_parquet(tmp_path / "data.parquet")
     with pytest.raises(DataError, match=r"column 'a' has 1 missing or infinite value.*row 3"):
         load_table(tmp_path / "data.parquet", "y")
+    frame.fillna(0.0).to_parquet(tmp_path / "data.parquet")
+    assert load_table(tmp_path / "data.parquet", "y").feature_names == ("a", "id")
+    assert load_table(tmp_path / "data.parquet", "y", drop=["id"]).feature_names == ("a",)
+    source = file_source(str(tmp_path / "data.parquet"), "y", None, 100)
+    assert source.feature_names == ("a", "id")
+
+
+def test_rows_longer_than_the_header_are_an_error(tmp_path: Path) -> None:
+    """pandas would silently make the first field an index (and lose that column)."""
+    path = tmp_path / "data.csv"
+    path.write_text("a,y\nk1,1,2\nk2,3,4\n")
+    with pytest.raises(DataError, match="rows have more fields than the header"):
+        load_table(path, "y")
+
+
+def test_empty_parts_are_fine_while_the_whole_has_rows(tmp_path: Path) -> None:
+    (tmp_path / "p0.csv").write_text("a,y\n")
+    (tmp_path / "p1.csv").write_text("a,y\n1,NA\n2,\n")
+    (tmp_path / "p2.csv").write_text("a,y\n3,4\n5,6\n")
+    dataset = load_table(tmp_path, "y", missing_target="drop")
+    np.testing.assert_array_equal(dataset.y, [4, 6])
+    assert dataset.dropped_rows == 2
+    (tmp_path / "p2.csv").write_text("a,y\n")
+    with pytest.raises(DataError, match="every row's target 'y' is missing"):
+        load_table(tmp_path, "y", missing_target="drop")
+    (tmp_path / "p1.csv").write_text("a,y\n")
+    with pytest.raises(DataError, match="no data rows in any file"):
+        load_table(tmp_path, "y")
 
 
 def test_dropped_columns_are_left_out_of_the_default_features(tmp_path: Path) -> None:

@@ -113,6 +113,7 @@ BAD_INPUTS = {
     ),
     "empty.csv": ("", "the file is empty"),
     "header_only.csv": (HEADER, "no data rows"),
+    "longer_rows.csv": (HEADER + ("id," + ROW) * 3, "rows have more fields than the header"),
 }
 
 
