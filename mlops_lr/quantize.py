@@ -34,7 +34,10 @@ target codes turns it into a box-constrained integer least-squares problem
 * ``"optimal"`` is the exact minimiser on the grid: Schnorr-Euchner
   depth-first sphere decoding on that Cholesky factor, with the code bounds
   enforced at every level and the ``"hessian"`` point (or a better objective
-  already reached on another scale) as the initial radius.
+  already reached on another scale) as the initial radius.  A singular ``H``
+  is flat along its null space, where nothing bounds the search: the
+  dependent features keep their ``"hessian"`` codes and the search is exact
+  over the others given those.
 
 Cost of ``"optimal"``: exact box-constrained integer least squares is
 NP-hard; enumeration is fast when ``D H D`` is reasonably conditioned (the
@@ -807,19 +810,45 @@ def _optimal_round(
 
     The ``"hessian"`` result is the incumbent; ``radius`` (an objective
     already achieved elsewhere, e.g. on another scale) can only shrink the
-    sphere.
+    sphere.  A singular Hessian (a constant feature, or one that is an exact
+    combination of others) is flat along its null space, where no sphere is
+    bounded: the dependent features keep the incumbent's codes and the search
+    is exact over the others, given those.
     """
-    incumbent = _hessian_round(hessian_codes, targets, lo, hi)
-    incumbent_cost = _ils_cost(hessian_codes, incumbent, targets)
-    if incumbent_cost < radius:
-        radius = incumbent_cost
-    else:
-        incumbent = None
-    problem = _Problem.build(
-        hessian_codes, targets, _sorted_order(hessian_codes, targets, lo, hi), lo, hi
-    )
-    found = problem.sphere_decode(radius, max_nodes)
-    return problem.to_features(found) if found is not None else incumbent
+    hessian_result = _hessian_round(hessian_codes, targets, lo, hi)
+    incumbent_cost = _ils_cost(hessian_codes, hessian_result, targets)
+    incumbent = hessian_result if incumbent_cost < radius else None
+    radius = min(radius, incumbent_cost)
+    free, fixed = _independent_features(hessian_codes)
+    if not free.size:  # every feature constant: every code costs the same
+        return incumbent
+    codes = hessian_result.copy()
+    # With the fixed codes set, the cost is a quadratic in the free ones: its minimum over
+    # reals sits at the shifted targets, plus a constant (the Schur complement's part).
+    H_ff = hessian_codes[np.ix_(free, free)]
+    offset = codes[fixed] - targets[fixed]
+    shift = np.linalg.solve(H_ff, hessian_codes[np.ix_(free, fixed)] @ offset) if fixed.size else 0
+    free_targets = targets[free] - shift
+    real_minimiser = codes.astype(np.float64)
+    real_minimiser[free] = free_targets
+    constant = _ils_cost(hessian_codes, real_minimiser, targets)
+    problem = _Problem.build(H_ff, free_targets, _sorted_order(H_ff, free_targets, lo, hi), lo, hi)
+    found = problem.sphere_decode(radius - constant, max_nodes)
+    if found is None:
+        return incumbent
+    codes[free] = problem.to_features(found)
+    return codes
+
+
+def _independent_features(hessian_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Features whose Hessian columns are linearly independent (pivoted QR, relative
+    tolerance 1e-10), and the rest, which depend on them."""
+    from scipy import linalg  # deferred, as in _cholesky_upper
+
+    _, r, pivots = linalg.qr(hessian_codes, pivoting=True, mode="economic")
+    diagonal = np.abs(np.diag(r))
+    rank = int(np.sum(diagonal > 1e-10 * diagonal[0])) if diagonal[0] > 0 else 0
+    return np.sort(pivots[:rank]), np.sort(pivots[rank:])
 
 
 # --------------------------------------------------------------------------- #

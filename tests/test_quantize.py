@@ -274,6 +274,37 @@ def test_optimal_matches_brute_force(n, bits, scheme, granularity, bias_correcti
 
 
 @settings(max_examples=30, deadline=None)
+@given(bits=st.integers(2, 3), mix=st.floats(-2, 2), seed=st.integers(0, 2**32 - 1))
+def test_optimal_on_an_exactly_dependent_feature(bits, mix, seed):
+    """A feature that is an exact combination of two others makes the Hessian singular: the
+    search fixes one feature's code (the "hessian" one) and is exact over the others given it,
+    so it is never worse than "hessian" and no code vector sharing that code does better."""
+    rng = np.random.default_rng(seed)
+    X = correlated_features(rng, 40, 2)
+    X = np.column_stack([X, X[:, 0] + mix * X[:, 1]])
+    coef = rng.normal(size=3)
+    objectives, models = {}, {}
+    for rounding in ("hessian", "optimal"):
+        spec = QuantizationSpec(bits=bits, rounding=rounding)
+        models[rounding] = quantize_linear_model(coef, 0.0, spec, X)
+        objectives[rounding] = model_objective(models[rounding], coef, 0.0, X)
+    assert objectives["optimal"] <= objectives["hessian"] * (1 + 1e-9) + 1e-14
+    model = models["optimal"]
+    steps = model.scale * np.exp2(model.exponents.astype(float))
+    own = model.codes.astype(int)
+
+    def best_sharing(j: int) -> float:
+        return min(
+            calibration_objective(coef, steps * np.array(codes), X)
+            for codes in itertools.product(range(spec.qmin, spec.qmax + 1), repeat=3)
+            if codes[j] == own[j]
+        )
+
+    # Exact given the fixed code: for that feature, nothing sharing its code does better.
+    assert max(best_sharing(j) for j in range(3)) >= objectives["optimal"] * (1 - 1e-9) - 1e-14
+
+
+@settings(max_examples=30, deadline=None)
 @given(n=st.integers(2, 8), bits=st.integers(2, 16), seed=st.integers(0, 2**32 - 1))
 def test_search_optimal_never_worse_than_minmax(n, bits, seed):
     rng = np.random.default_rng(seed)
