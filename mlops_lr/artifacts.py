@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mlops_lr.exceptions import ArtifactError
-from mlops_lr.quantize import QuantizedLinearModel
+from mlops_lr.folded import FoldedModel
+from mlops_lr.quantized_folded import QuantizedFoldedModel
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "mlops-lr/manifest/1"
-# The float model's directory (mlops_lr.training writes it): the fitted estimator, its metrics
-# and exact parameters (coef, intercept, feature names), and the first test rows.
+# The float model's directory (mlops_lr.training writes it): the fitted estimator (or
+# pipeline), its folded form (what every backend loads), its metrics and the first test rows.
 MODEL_FILE = "model.joblib"
+FOLDED_FILE = "folded.json"
 METRICS_FILE = "metrics.json"
 SAMPLES_FILE = "samples.json"
 # A quantized model's directory (stage quantize writes it).
@@ -146,7 +148,18 @@ def load_verified_joblib(directory: str | Path, name: str) -> Any:
     return joblib.load(io.BytesIO(read_verified(directory, name)))
 
 
-def load_quantized(directory: str | Path, name: str = QUANTIZED_MODEL) -> QuantizedLinearModel:
+def load_folded(directory: str | Path, name: str = FOLDED_FILE) -> FoldedModel:
+    """Load a folded model (JSON, no pickle) after verifying its digest.
+
+    Raises
+    ------
+    ArtifactError
+        The file is missing, modified, or not a valid folded model.
+    """
+    return _load_document(directory, name, FoldedModel.from_dict, "folded model")
+
+
+def load_quantized(directory: str | Path, name: str = QUANTIZED_MODEL) -> QuantizedFoldedModel:
     """Load a quantized model (JSON, no pickle) after verifying its digest.
 
     Raises
@@ -154,13 +167,15 @@ def load_quantized(directory: str | Path, name: str = QUANTIZED_MODEL) -> Quanti
     ArtifactError
         The file is missing, modified, or not a valid quantized model.
     """
+    return _load_document(directory, name, QuantizedFoldedModel.from_dict, "quantized model")
+
+
+def _load_document(directory: str | Path, name: str, parse: Any, what: str) -> Any:
     data = read_verified(directory, name)
     try:
-        return QuantizedLinearModel.from_dict(json.loads(data))
+        return parse(json.loads(data))
     except Exception as error:  # any malformed document is a bad artifact, never a crash
-        raise ArtifactError(
-            f"{Path(directory) / name} is not a valid quantized model: {error}"
-        ) from None
+        raise ArtifactError(f"{Path(directory) / name} is not a valid {what}: {error}") from None
 
 
 @contextlib.contextmanager

@@ -115,12 +115,29 @@ class TableDatasetConfig(DatasetConfig):
     features: Optional[List[str]] = None
     # Columns that are neither target nor feature (an id, a leak), left out of the default.
     drop: List[str] = field(default_factory=list)
+    # "auto": every feature column that is not numeric (text, booleans); or a list of
+    # columns read as categories even when their values look like numbers (a year, a code).
+    categorical: Any = "auto"
     na_values: List[str] = field(default_factory=lambda: list(DEFAULT_NA_VALUES))
     missing_target: str = "error"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_choice(f"{self.GROUP}.missing_target", self.missing_target, MISSING_TARGETS)
+        if not isinstance(self.categorical, str):
+            self.categorical = list(self.categorical)
+        _check(
+            self.categorical == "auto"
+            or (
+                isinstance(self.categorical, list)
+                and all(isinstance(name, str) and name for name in self.categorical)
+                and len(set(self.categorical)) == len(self.categorical)
+                and self.target not in self.categorical
+            ),
+            f"{self.GROUP}.categorical",
+            self.categorical,
+            "auto, or a list of distinct feature column names (not the target)",
+        )
         _check(
             bool(self.path.strip()), f"{self.GROUP}.path", self.path, "a file, directory or glob"
         )
@@ -151,6 +168,75 @@ class TableDatasetConfig(DatasetConfig):
             list(self.drop),
             f"must not contain the target column {self.target!r}",
         )
+
+
+# How features become the model's inputs (mlops_lr.preprocess): nothing (numeric columns
+# without missing values), or imputation, scaling and one-hot encoding.
+PREPROCESSORS = ("none", "standard")
+IMPUTERS = ("mean", "median", "constant")
+SCALERS = ("standard", "robust", "none")
+# Which one-hot column each categorical input leaves out: "auto" is "first" for a model
+# without a penalty (least squares with an intercept is singular on a full one-hot block) and
+# "none" (every level) for Ridge, Lasso and ElasticNet, whose penalty keeps them unique.
+ONE_HOT_DROPS = ("auto", "first", "if_binary", "none")
+
+
+@dataclass
+class PreprocessConfig:
+    """How the feature columns become the model's inputs."""
+
+    GROUP: ClassVar[str] = "preprocess"
+    name: str = MISSING
+
+
+@dataclass
+class NoPreprocessConfig(PreprocessConfig):
+    """Numeric columns as they are; a text column or a missing value is an error."""
+
+    name: str = "none"
+
+
+@dataclass
+class StandardPreprocessConfig(PreprocessConfig):
+    """Numeric columns imputed (optionally with a missing-indicator input) and scaled;
+    categorical columns one-hot encoded, missing as its own level, unknown categories adding
+    nothing."""
+
+    name: str = "standard"
+    impute: str = "mean"
+    fill_value: float = 0.0  # the fill of impute=constant
+    add_indicator: bool = False  # a 0/1 input per numeric column with missing training values
+    scale: str = "standard"
+    # null, a count >= 1 (an integer) or a fraction in (0, 1): rarer categories share one level.
+    min_frequency: Optional[float] = None
+    max_categories: int = 1000  # more distinct values in a column is an error, not a model
+    drop: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check_choice(f"{self.GROUP}.impute", self.impute, IMPUTERS)
+        _check(
+            math.isfinite(self.fill_value),
+            f"{self.GROUP}.fill_value",
+            self.fill_value,
+            "a finite number",
+        )
+        _check_choice(f"{self.GROUP}.scale", self.scale, SCALERS)
+        frequency = self.min_frequency
+        _check(
+            frequency is None
+            or (0 < frequency < 1)
+            or (frequency >= 1 and math.isfinite(frequency) and float(frequency).is_integer()),
+            f"{self.GROUP}.min_frequency",
+            frequency,
+            "null, an integer count >= 1, or a fraction strictly between 0 and 1",
+        )
+        _check(
+            self.max_categories >= 1,
+            f"{self.GROUP}.max_categories",
+            self.max_categories,
+            "a positive integer",
+        )
+        _check_choice(f"{self.GROUP}.drop", self.drop, ONE_HOT_DROPS)
 
 
 # Where training runs (mlops_lr.engines).
@@ -525,6 +611,7 @@ class Config:
 
     stage: str = "train"
     dataset: Any = MISSING
+    preprocess: Any = MISSING
     engine: Any = MISSING
     model: Any = MISSING
     quantization: QuantizationConfig = MISSING
@@ -546,6 +633,12 @@ class Config:
             "model",
             type(self.model).__name__,
             "a model config from conf/model/ (its YAML must extend /schema/model)",
+        )
+        _check(
+            isinstance(self.preprocess, PreprocessConfig),
+            "preprocess",
+            type(self.preprocess).__name__,
+            "a preprocess config from conf/preprocess/ (its YAML must extend /schema/preprocess)",
         )
         _check(
             isinstance(self.engine, EngineConfig),
@@ -573,6 +666,12 @@ class Config:
                 "(its statistics are centred)",
             )
             _check(
+                self.preprocess.name == "none",
+                "preprocess",
+                self.preprocess.name,
+                f"none with {engine} (imputation, scaling and one-hot encoding fit in memory)",
+            )
+            _check(
                 self.stage in ("train", "quantize"),
                 "stage",
                 self.stage,
@@ -584,6 +683,12 @@ class Config:
                     "dataset.missing_target",
                     self.dataset.missing_target,
                     f"error with {engine} (dropping rows is in memory only)",
+                )
+                _check(
+                    self.dataset.categorical == "auto",
+                    "dataset.categorical",
+                    self.dataset.categorical,
+                    f"auto with {engine} (its readers take numeric columns only)",
                 )
                 _check(
                     tuple(self.dataset.na_values) == DEFAULT_NA_VALUES,
@@ -600,6 +705,10 @@ SCHEMAS = {
         "california": CaliforniaDatasetConfig,
         "diabetes": DiabetesDatasetConfig,
         "table": TableDatasetConfig,
+    },
+    "preprocess": {
+        "none": NoPreprocessConfig,
+        "standard": StandardPreprocessConfig,
     },
     "engine": {
         "memory": MemoryEngineConfig,

@@ -1,7 +1,9 @@
 """Loading, validating, fingerprinting and splitting tabular regression data.
 
-Every loader returns a :class:`Dataset` of finite float64 arrays, or raises a
-:class:`~mlops_lr.exceptions.DataError` whose message names the file, column and line at fault.
+Every loader returns a :class:`Dataset`: a typed feature table (float64 numeric columns, where
+NaN means missing, and categorical columns of text or None) and a finite float64 target; or
+it raises a :class:`~mlops_lr.exceptions.DataError` whose message names the file, column and
+line at fault.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,7 @@ from mlops_lr.config import (
     TableDatasetConfig,
 )
 from mlops_lr.exceptions import DataError
+from mlops_lr.folded import CATEGORICAL, FoldedModel, category_text
 
 log = logging.getLogger(__name__)
 
@@ -32,41 +36,83 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".txt")
 # Fewer test rows make R² undefined; fewer training rows make the fit meaningless.
 MIN_SPLIT_ROWS = 2
+# What a text column gets in an error when the model cannot take it.
+PREPROCESS_HINT = "preprocess=standard imputes missing values and one-hot encodes text columns"
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Features ``X`` (n_rows, n_features), target ``y`` (n_rows,) and their names."""
+    """Feature table ``features`` (n_rows, n_features), target ``y`` (n_rows,) and names.
 
-    X: np.ndarray
+    ``features`` has float64 columns (NaN: missing) and, for the names in ``categorical``,
+    object columns of text (None: missing). Its index labels are the rows' positions in the
+    source, which is how errors name a line.
+    """
+
+    features: pd.DataFrame
     y: np.ndarray
-    feature_names: tuple[str, ...]
     target_name: str
     name: str
+    categorical: tuple[str, ...] = ()
     # Rows left out because their target was missing (dataset.missing_target=drop).
     dropped_rows: int = 0
 
+    @classmethod
+    def from_arrays(
+        cls, X: np.ndarray, y: np.ndarray, feature_names: Sequence[str], target: str, name: str
+    ) -> Dataset:
+        """A numeric dataset from a matrix (as validated loaders produce)."""
+        frame = pd.DataFrame(np.asarray(X, dtype=np.float64), columns=list(feature_names))
+        return cls(frame, np.asarray(y, dtype=np.float64), target, name)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(str(name) for name in self.features.columns)
+
     @property
     def n_rows(self) -> int:
-        return int(self.X.shape[0])
+        return len(self.features)
 
     @property
     def n_features(self) -> int:
-        return int(self.X.shape[1])
+        return self.features.shape[1]
+
+    @cached_property
+    def X(self) -> np.ndarray:
+        """The features as a C-contiguous float64 matrix (NaN where missing); only for a
+        dataset without categorical columns."""
+        if self.categorical:
+            raise ValueError(f"{self.name} has categorical columns {list(self.categorical)}")
+        return np.ascontiguousarray(self.features.to_numpy(dtype=np.float64))
 
 
 @dataclass(frozen=True)
 class Split:
-    """A train/test split of a :class:`Dataset`."""
+    """A train/test split of a :class:`Dataset`: feature tables and targets."""
 
-    X_train: np.ndarray
-    X_test: np.ndarray
+    train: pd.DataFrame
+    test: pd.DataFrame
     y_train: np.ndarray
     y_test: np.ndarray
 
+    @cached_property
+    def X_train(self) -> np.ndarray:
+        """The training features as a float64 matrix (numeric tables only)."""
+        return np.ascontiguousarray(self.train.to_numpy(dtype=np.float64))
 
-def load_dataset(config: DatasetConfig) -> Dataset:
-    """Load the dataset that ``config`` describes."""
+    @cached_property
+    def X_test(self) -> np.ndarray:
+        """The test features as a float64 matrix (numeric tables only)."""
+        return np.ascontiguousarray(self.test.to_numpy(dtype=np.float64))
+
+
+def load_dataset(config: DatasetConfig, preprocessed: bool = False) -> Dataset:
+    """Load the dataset that ``config`` describes.
+
+    ``preprocessed`` says whether the model imputes and encodes its inputs (``preprocess``
+    other than ``none``): then categorical columns and missing feature values are kept;
+    otherwise each is an error that names the column and its first line.
+    """
     if isinstance(config, CaliforniaDatasetConfig):
         return load_california(config.data_home, config.download_if_missing)
     if isinstance(config, DiabetesDatasetConfig):
@@ -82,6 +128,8 @@ def load_dataset(config: DatasetConfig) -> Dataset:
             config.na_values,
             config.missing_target,
             config.drop,
+            config.categorical,
+            preprocessed,
         )
         if dataset.dropped_rows:
             log.info(
@@ -127,6 +175,8 @@ def load_table(
     na_values: Sequence[str] = DEFAULT_NA_VALUES,
     missing_target: str = "error",
     drop: Sequence[str] = (),
+    categorical: str | Sequence[str] = "auto",
+    preprocessed: bool = False,
 ) -> Dataset:
     """Load a CSV or Parquet file with a header row, or every such file of a directory
     (recursively) or of a glob pattern, one after the other in sorted path order.
@@ -148,6 +198,13 @@ def load_table(
         line, or left out (counted in ``Dataset.dropped_rows``).
     drop : sequence of str, default=()
         Columns left out of the default features (each must exist).
+    categorical : "auto" or sequence of str, default="auto"
+        The categorical features: those listed (read as text, so ``2007`` stays ``"2007"``),
+        or every feature column whose values are mostly not numbers (text, booleans). A column
+        of mostly numbers with some text is a numeric column with bad cells: an error.
+    preprocessed : bool, default=False
+        Keep categorical columns and missing feature values (the model encodes and imputes
+        them); otherwise either is an error.
 
     Raises
     ------
@@ -157,31 +214,54 @@ def load_table(
     """
     spec = str(path)
     single = Path(spec)
-    if single.is_file():
-        return _load_file(single, target, features, na_values, missing_target, drop)
-    if not single.is_dir() and not any(char in spec for char in "*?["):
+    if not single.is_file() and not single.is_dir() and not any(c in spec for c in "*?["):
         raise DataError(f"dataset file not found: {single}")
-    first, *others = resolve_paths(spec)
-    # A part may be empty (a header-only file, or only missing targets): the whole may not.
-    parts = [_load_file(first, target, features, na_values, missing_target, drop, False)]
-    features = list(parts[0].feature_names)
-    parts += [
-        _load_file(other, target, features, na_values, missing_target, (), False)
-        for other in others
+    files = (single,) if single.is_file() else resolve_paths(spec)
+    listed = () if isinstance(categorical, str) else tuple(categorical)
+    raw = [(file, *_read_file(file, na_values, listed)) for file in files]
+    first, frame, _ = raw[0]
+    columns = [str(column) for column in frame.columns]
+    if target not in columns:
+        raise DataError(f"{first}: target column {target!r} not found; columns: {columns}")
+    features = choose_features(columns, target, features, drop, str(first))
+    if isinstance(categorical, str):  # "auto": decided on all files, so every part agrees
+        present = [f for f in features if all(f in part.columns for _, part, _ in raw)]
+        whole = pd.concat([part[present] for _, part, _ in raw], ignore_index=True)
+        listed = tuple(name for name in present if _looks_categorical(whole[name]))
+    absent = [name for name in listed if name not in features]
+    if absent:
+        raise DataError(f"{spec}: categorical column(s) {absent} are not features")
+    single_file = len(raw) == 1
+    parts = [
+        _from_frame(
+            part,
+            target,
+            features,
+            str(file),
+            first_line,
+            missing_target,
+            drop if file == first else (),
+            require_rows=single_file,
+            categorical=listed,
+            preprocessed=preprocessed,
+        )
+        for file, part, first_line in raw
     ]
-    if not sum(part.n_rows for part in parts):
+    if not sum(part.n_rows for part in parts):  # a part may be empty, the whole may not
         dropped = any(part.dropped_rows for part in parts)
         raise DataError(
             f"{spec}: every row's target {target!r} is missing"
             if dropped
             else f"{spec}: no data rows in any file"
         )
+    if single_file:
+        return parts[0]
     return Dataset(
-        X=np.concatenate([part.X for part in parts]),
+        features=pd.concat([part.features for part in parts], ignore_index=True),
         y=np.concatenate([part.y for part in parts]),
-        feature_names=parts[0].feature_names,
         target_name=target,
         name=spec,
+        categorical=listed,
         dropped_rows=sum(part.dropped_rows for part in parts),
     )
 
@@ -229,17 +309,11 @@ def resolve_paths(spec: str) -> tuple[Path, ...]:
     return tuple(files)
 
 
-def _load_file(
-    path: Path,
-    target: str,
-    features: list[str] | None,
-    na_values: Sequence[str],
-    missing_target: str,
-    drop: Sequence[str],
-    require_rows: bool = True,
-) -> Dataset:
-    """One CSV or Parquet file as a :class:`Dataset` (see :func:`load_table`); with
-    ``require_rows=False`` it may have none (one part of many)."""
+def _read_file(
+    path: Path, na_values: Sequence[str], categorical: Sequence[str]
+) -> tuple[pd.DataFrame, int | None]:
+    """One CSV or Parquet file as read (``categorical`` columns of a CSV as text), and the
+    file line of its first row (None for Parquet: rows are counted instead)."""
     suffix = path.suffix.lower()
     if suffix not in PARQUET_SUFFIXES + CSV_SUFFIXES:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
@@ -259,6 +333,7 @@ def _load_file(
                 low_memory=False,
                 na_values=list(na_values),
                 keep_default_na=False,
+                dtype=dict.fromkeys(categorical, str),
             )
     except ImportError as error:  # pandas needs pyarrow for Parquet
         raise DataError(
@@ -271,9 +346,19 @@ def _load_file(
         raise DataError(f"{path}: cannot be read: {lines[0] if lines else error!r}") from None
     if not isinstance(frame.index, pd.RangeIndex):  # pandas took the first field as an index
         raise DataError(f"{path}: rows have more fields than the header")
-    return _from_frame(
-        frame, target, features, str(path), first_line, missing_target, drop, require_rows
-    )
+    return frame.set_axis([str(column) for column in frame.columns], axis=1), first_line
+
+
+def _looks_categorical(column: pd.Series) -> bool:
+    """A column of categories: not numeric, and fewer than half of its values parse as
+    numbers (more is a numeric column with bad cells, which must be an error, not a
+    category)."""
+    if pd.api.types.is_bool_dtype(column):
+        return True
+    if pd.api.types.is_numeric_dtype(column):
+        return False
+    values = column.dropna()
+    return 2 * int(pd.to_numeric(values, errors="coerce").notna().sum()) < len(values)
 
 
 def _from_frame(
@@ -285,6 +370,8 @@ def _from_frame(
     missing_target: str = "error",
     drop: Sequence[str] = (),
     require_rows: bool = True,
+    categorical: Sequence[str] = (),
+    preprocessed: bool = False,
 ) -> Dataset:
     """Validate a frame and turn it into a :class:`Dataset` named after ``source``.
 
@@ -316,15 +403,52 @@ def _from_frame(
         frame = frame[~missing]
         if len(frame) == 0 and require_rows:
             raise DataError(f"{source}: every row's target {target!r} is missing")
-
+    where = _locator(frame, first_line)
+    y = numeric_matrix(frame, [target], source, first_line)[:, 0]
+    typed = {}
+    for name in features:
+        if name in categorical:
+            if not preprocessed:
+                raise DataError(
+                    f"{source}: column {name!r} is categorical (text): {PREPROCESS_HINT}"
+                )
+            typed[name] = _categorical_column(frame[name])
+        else:
+            typed[name] = _numeric_column(
+                frame[name],
+                name,
+                source,
+                where,
+                allow_missing=preprocessed,
+                hint="list it in dataset.categorical if it holds categories"
+                if preprocessed
+                else PREPROCESS_HINT,
+            )
+    table = pd.DataFrame(typed, index=frame.index, columns=features)
     return Dataset(
-        X=numeric_matrix(frame, features, source, first_line),
-        y=numeric_matrix(frame, [target], source, first_line)[:, 0],
-        feature_names=tuple(features),
+        features=table,
+        y=y,
         target_name=target,
         name=source,
+        categorical=tuple(name for name in features if name in categorical),
         dropped_rows=dropped,
     )
+
+
+def _categorical_column(column: pd.Series) -> np.ndarray:
+    """The column's values as text (object array; None where missing)."""
+    values = column.to_numpy(dtype=object, na_value=None)
+    return np.array([category_text(value) for value in values], dtype=object)
+
+
+def _locator(frame: pd.DataFrame, first_line: int | None) -> Callable[[int], str]:
+    def where(row: int) -> str:
+        """The file line (or 1-based row) of the frame's ``row``-th row, by its index label:
+        rows dropped before keep the numbers of the others right."""
+        label = int(frame.index[row])
+        return f"line {label + first_line}" if first_line is not None else f"row {label + 1}"
+
+    return where
 
 
 def numeric_matrix(
@@ -341,21 +465,22 @@ def numeric_matrix(
         A column is not numeric, or has a missing or infinite value; the message names the
         column and the first line at fault.
     """
-
-    def where(row: int) -> str:
-        """The file line (or 1-based row) of the frame's ``row``-th row, by its index label:
-        rows dropped before keep the numbers of the others right."""
-        label = int(frame.index[row])
-        return f"line {label + first_line}" if first_line is not None else f"row {label + 1}"
-
+    where = _locator(frame, first_line)
     matrix = np.column_stack([_numeric_column(frame[c], c, source, where) for c in columns])
     return np.ascontiguousarray(matrix, dtype=np.float64)
 
 
 def _numeric_column(
-    column: pd.Series, name: str, source: str, where: Callable[[int], str]
+    column: pd.Series,
+    name: str,
+    source: str,
+    where: Callable[[int], str],
+    allow_missing: bool = False,
+    hint: str = "",
 ) -> np.ndarray:
-    """Return ``column`` as finite float64 values, or raise naming the first bad value."""
+    """Return ``column`` as float64 values (NaN for missing ones when ``allow_missing``), or
+    raise naming the first bad value (and ``hint``, in parentheses)."""
+    hint = f" ({hint})" if hint else ""
     if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
         coerced = pd.to_numeric(column, errors="coerce")
         bad = coerced.isna() & column.notna()
@@ -363,25 +488,55 @@ def _numeric_column(
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(
                 f"{source}: column {name!r} is not numeric: {column.iloc[row]!r} on {where(row)}"
+                + hint
             )
         column = coerced
     values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-    finite = np.isfinite(values)
-    if not finite.all():
-        bad_rows = np.flatnonzero(~finite)
+    bad_rows = np.flatnonzero(np.isinf(values) if allow_missing else ~np.isfinite(values))
+    if bad_rows.size:
+        what = "infinite" if allow_missing else "missing or infinite"
         raise DataError(
-            f"{source}: column {name!r} has {bad_rows.size} missing or infinite value(s), "
-            f"first on {where(int(bad_rows[0]))}"
+            f"{source}: column {name!r} has {bad_rows.size} {what} value(s), "
+            f"first on {where(int(bad_rows[0]))}" + ("" if allow_missing else hint)
         )
     return values
+
+
+def model_columns(
+    frame: pd.DataFrame, folded: FoldedModel, source: str, first_line: int | None
+) -> dict[str, np.ndarray | pd.Series]:
+    """The columns ``folded`` takes from ``frame``, validated: numeric inputs as float64
+    (NaN only where the model has a fill), categorical inputs as they are.
+
+    Raises
+    ------
+    DataError
+        Text or an infinite value in a numeric input, or a missing value without a fill; the
+        message names the column and the line.
+    """
+    where = _locator(frame, first_line)
+    columns: dict[str, np.ndarray | pd.Series] = {}
+    for item in folded.inputs:
+        if item.kind == CATEGORICAL:
+            columns[item.name] = frame[item.name]
+        else:
+            columns[item.name] = _numeric_column(
+                frame[item.name], item.name, source, where, allow_missing=item.fill is not None
+            )
+    return columns
 
 
 def fingerprint(dataset: Dataset) -> str:
     """SHA-256 of the data's content (values and names), independent of where it came from."""
     digest = hashlib.sha256()
     digest.update("\x1f".join([*dataset.feature_names, dataset.target_name]).encode())
-    digest.update(str(dataset.X.shape).encode())
-    digest.update(np.ascontiguousarray(dataset.X, dtype="<f8").tobytes())
+    digest.update(str(dataset.features.shape).encode())
+    numeric = [name for name in dataset.feature_names if name not in dataset.categorical]
+    values = dataset.features[numeric].to_numpy(dtype=np.float64)
+    digest.update(np.ascontiguousarray(values, dtype="<f8").tobytes())
+    for name in dataset.categorical:  # None (missing) as a separator-free NUL
+        texts = dataset.features[name].to_numpy(dtype=object, na_value=None)
+        digest.update("\x1e".join("\x00" if t is None else t for t in texts).encode())
     digest.update(np.ascontiguousarray(dataset.y, dtype="<f8").tobytes())
     return digest.hexdigest()
 
@@ -397,22 +552,42 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def hash_test_rows(X: np.ndarray, y: np.ndarray, test_size: float, random_state: int) -> np.ndarray:
+def hash_test_rows(
+    X: np.ndarray | pd.DataFrame, y: np.ndarray, test_size: float, random_state: int
+) -> np.ndarray:
     """Which rows are test rows under ``dataset.split=hash``: those whose 64-bit hash of their
     values (and ``random_state``) falls below ``test_size``.
 
     A row's side depends only on the row, never on the batch, file or partition it is read
     in, so every engine splits a stream the same way without knowing its length (identical
-    rows land on the same side).
+    rows land on the same side). ``X`` is a matrix or a feature table: a categorical cell
+    counts by a 64-bit hash of its text, a missing number as one NaN.
     """
-    values = np.column_stack([np.asarray(X, np.float64), np.asarray(y, np.float64)])
-    values += 0.0  # -0.0 becomes 0.0: equal values hash equally
     with np.errstate(over="ignore"):
+        words = np.column_stack([_row_words(X), _numeric_words(np.asarray(y, np.float64))])
         # One multiply-add per value (distinct odd keys per column, mixed with the seed),
         # then SplitMix64's finaliser spreads every bit over the whole hash.
-        keys = _mix(np.arange(1, values.shape[1] + 1, dtype=np.uint64) + np.uint64(random_state))
-        state = _mix((values.view(np.uint64) * (keys | np.uint64(1))).sum(axis=1, dtype=np.uint64))
+        keys = _mix(np.arange(1, words.shape[1] + 1, dtype=np.uint64) + np.uint64(random_state))
+        state = _mix((words * (keys | np.uint64(1))).sum(axis=1, dtype=np.uint64))
     return (state >> np.uint64(11)).astype(np.float64) * 2.0**-53 < test_size
+
+
+def _numeric_words(values: np.ndarray) -> np.ndarray:
+    """Float64 values as the 64-bit words the hash mixes: -0.0 as 0.0, every NaN alike."""
+    values = np.where(np.isnan(values), np.nan, values + 0.0)
+    return values.view(np.uint64)
+
+
+def _row_words(X: np.ndarray | pd.DataFrame) -> np.ndarray:
+    if not isinstance(X, pd.DataFrame):
+        return _numeric_words(np.asarray(X, np.float64))
+    columns = [
+        _numeric_words(X[name].to_numpy(dtype=np.float64))
+        if pd.api.types.is_numeric_dtype(X[name])
+        else pd.util.hash_array(X[name].to_numpy(dtype=object, na_value=None))
+        for name in X.columns
+    ]
+    return np.column_stack(columns).astype(np.uint64)
 
 
 def split_dataset(
@@ -427,7 +602,7 @@ def split_dataset(
         Either side of the split would have fewer than two rows.
     """
     if method == "hash":
-        test = hash_test_rows(dataset.X, dataset.y, test_size, random_state)
+        test = hash_test_rows(dataset.features, dataset.y, test_size, random_state)
         n_test = int(test.sum())
     else:
         n_test = int(np.ceil(test_size * dataset.n_rows))
@@ -437,11 +612,12 @@ def split_dataset(
             f"{dataset.name}: too few rows ({dataset.n_rows}) for test_size={test_size}: "
             f"train and test need at least {MIN_SPLIT_ROWS} rows each"
         )
+    frame, y = dataset.features, dataset.y
     if method == "hash":
-        return Split(dataset.X[~test], dataset.X[test], dataset.y[~test], dataset.y[test])
+        return Split(frame[~test], frame[test], y[~test], y[test])
     from sklearn.model_selection import train_test_split
 
-    X_train, X_test, y_train, y_test = train_test_split(
-        dataset.X, dataset.y, test_size=test_size, random_state=random_state
+    train, test_rows, y_train, y_test = train_test_split(
+        frame, y, test_size=test_size, random_state=random_state
     )
-    return Split(X_train, X_test, y_train, y_test)
+    return Split(train, test_rows, y_train, y_test)

@@ -1,8 +1,9 @@
-"""Load a saved model — float or quantized — as one small linear predictor, and predict on
-arrays or on CSV files of any size (streamed in chunks).
+"""Load a saved model — float or quantized — as one folded predictor, and predict on tables,
+arrays or CSV files of any size (streamed in chunks).
 
-Loading never unpickles and needs neither scikit-learn nor pandas: the float model's exact
-parameters are saved beside ``model.joblib`` (in ``metrics.json``), so a server starts fast.
+Loading never unpickles and needs neither scikit-learn nor pandas: every model is a folded
+JSON document (``folded.json`` beside ``model.joblib``, or a quantized ``model.json``), so a
+server starts fast.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from mlops_lr import artifacts
-from mlops_lr.artifacts import METRICS_FILE, MODEL_FILE, QUANTIZED_MODEL, SAMPLES_FILE
+from mlops_lr.artifacts import FOLDED_FILE, METRICS_FILE, MODEL_FILE, QUANTIZED_MODEL, SAMPLES_FILE
 from mlops_lr.exceptions import ArtifactError, DataError
+from mlops_lr.folded import NUMERIC, FoldedModel
 
 FLOAT_MODEL = "float"
 QUANTIZED_DIR = "quantized"
@@ -26,7 +28,7 @@ PREDICTION_COLUMN = "prediction"
 
 @dataclass(frozen=True)
 class LinearPredictor:
-    """``X @ coef + intercept`` over named features; ``name`` is ``float`` or a quantized tag.
+    """A folded model under a name: ``float`` or a quantized tag.
 
     ``details`` describes where it comes from: ``kind``, ``bits``, ``scheme``, the ``sha256``
     and ``created_at`` of the model file, and test-split ``r2``/``mse`` (with the float
@@ -34,14 +36,30 @@ class LinearPredictor:
     """
 
     name: str
-    coef: np.ndarray
-    intercept: float
-    feature_names: tuple[str, ...]
+    folded: FoldedModel
     details: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.folded.feature_names
+
+    @property
+    def coef(self) -> np.ndarray:
+        """The weights of a plain numeric model."""
+        return self.folded.coef
+
+    @property
+    def intercept(self) -> float:
+        return self.folded.intercept
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Predictions for the rows of ``X`` (columns in ``feature_names`` order)."""
-        return X @ self.coef + self.intercept
+        """Predictions for the rows of a float matrix ``X`` (columns in ``feature_names``
+        order; NaN where missing; numeric inputs only)."""
+        return self.folded.predict_matrix(X)
+
+    def predict_table(self, columns: Mapping[str, Any] | Any) -> np.ndarray:
+        """Predictions for a table given column by column (see :meth:`FoldedModel.predict`)."""
+        return self.folded.predict(columns)
 
 
 def load_predictor(
@@ -63,9 +81,6 @@ def load_predictor(
     quantized = artifacts.load_quantized(directory)
     manifest = artifacts.read_manifest(directory)
     metrics = json.loads(artifacts.read_verified(directory, METRICS_FILE))
-    names = manifest.get("feature_names")
-    if names is None:
-        raise ArtifactError(f"{directory} records no feature names: quantize again")
     details = {
         "kind": "quantized",
         "bits": metrics["bits"],
@@ -78,13 +93,7 @@ def load_predictor(
         "r2_float": metrics["r2_float"],
         "mse_float": metrics["mse_float"],
     }
-    return LinearPredictor(
-        name=model,
-        coef=np.asarray(quantized.coef(), dtype=np.float64),
-        intercept=float(quantized.intercept_value()),
-        feature_names=tuple(names),
-        details=details,
-    )
+    return LinearPredictor(name=model, folded=quantized.dequantized(), details=details)
 
 
 def quantized_model_dir(
@@ -110,35 +119,27 @@ def quantized_model_dir(
 
 
 def _load_float(directory: Path) -> LinearPredictor:
-    """The float model's parameters from its verified ``metrics.json``; ``model.joblib`` is
-    verified too (the tests check both hold the same numbers, bit for bit)."""
+    """The float model's folded form (``folded.json``), verified; ``model.joblib`` is verified
+    too (the tests check both predict the same)."""
     manifest = artifacts.read_manifest(directory)
+    if FOLDED_FILE not in manifest.get("files", {}):
+        raise ArtifactError(f"{directory} has no {FOLDED_FILE}: run `make train` again")
     artifacts.read_verified(directory, MODEL_FILE)
+    folded = artifacts.load_folded(directory)
     metrics = json.loads(artifacts.read_verified(directory, METRICS_FILE))
-    missing = {"coef", "intercept", "feature_names"} - set(metrics)
-    if missing:
-        raise ArtifactError(
-            f"{directory / METRICS_FILE} lacks {sorted(missing)}: run `make train` again"
-        )
     details = {
         "kind": "float",
         "bits": None,
         "scheme": "float64",
         "granularity": None,
-        "sha256": manifest["files"][MODEL_FILE]["sha256"],
+        "sha256": manifest["files"][FOLDED_FILE]["sha256"],
         "created_at": manifest["created_at"],
         "r2": metrics["r2"],
         "mse": metrics["mse"],
         "r2_float": metrics["r2"],
         "mse_float": metrics["mse"],
     }
-    return LinearPredictor(
-        name=FLOAT_MODEL,
-        coef=np.asarray(metrics["coef"], dtype=np.float64),
-        intercept=float(metrics["intercept"]),
-        feature_names=tuple(metrics["feature_names"]),
-        details=details,
-    )
+    return LinearPredictor(name=FLOAT_MODEL, folded=folded, details=details)
 
 
 def sample_predictions(artifacts_dir: str | Path, predictor: LinearPredictor) -> np.ndarray:
@@ -146,28 +147,40 @@ def sample_predictions(artifacts_dir: str | Path, predictor: LinearPredictor) ->
     samples = json.loads(artifacts.read_verified(artifacts_dir, SAMPLES_FILE))
     if tuple(samples["feature_names"]) != predictor.feature_names:
         raise ArtifactError(f"{SAMPLES_FILE} has other features than the model")
-    return predictor.predict(np.asarray(samples["X"], dtype=np.float64))
+    rows = samples["X"]
+    columns = {name: [row[j] for row in rows] for j, name in enumerate(predictor.feature_names)}
+    for item in predictor.folded.inputs:
+        if item.kind == NUMERIC:  # JSON null is a missing number
+            columns[item.name] = [np.nan if v is None else v for v in columns[item.name]]
+    return predictor.predict_table(columns)
 
 
 def predict_csv(
-    predictor: LinearPredictor, source: str | Path, target: str | Path, chunk_size: int
+    predictor: LinearPredictor,
+    source: str | Path,
+    target: str | Path,
+    chunk_size: int,
+    na_values: Sequence[str] | None = None,
 ) -> int:
     """Stream ``source`` (a CSV with a header) through ``predictor`` into ``target``: the input
     rows plus a ``prediction`` column, ``chunk_size`` rows at a time.
 
-    Features are matched by name (any order, extra columns kept). Returns the number of rows.
-    ``target`` is written atomically: on any error no partial file is left.
+    Features are matched by name (any order, extra columns kept). Categorical inputs are read
+    as text (an unseen category is the model's "unknown"); the ``na_values`` cells (default:
+    the datasets' default markers) are missing. Returns the number of rows. ``target`` is
+    written atomically: on any error no partial file is left.
 
     Raises
     ------
     DataError
-        Missing file or feature column, an empty file, a non-numeric, missing or infinite
-        value (named with its column and line).
+        Missing file or feature column, an empty file, a non-numeric or infinite value, a
+        missing value the model has no fill for (named with its column and line).
     """
     # Deferred: only CSV prediction needs pandas (loading a model for a server does not).
     import pandas as pd
 
-    from mlops_lr.data import numeric_matrix
+    from mlops_lr.config import DEFAULT_NA_VALUES
+    from mlops_lr.data import model_columns
 
     source, target = Path(source), Path(target)
     if not source.is_file():
@@ -183,6 +196,9 @@ def predict_csv(
             chunksize=chunk_size,
             encoding="utf-8-sig",
             low_memory=False,
+            na_values=list(DEFAULT_NA_VALUES if na_values is None else na_values),
+            keep_default_na=False,
+            dtype=dict.fromkeys(predictor.folded.categorical_names, str),
         )
         with artifacts.atomic_output(target) as handle:
             for chunk in chunks:
@@ -191,8 +207,8 @@ def predict_csv(
                 if not isinstance(chunk.index, pd.RangeIndex):  # the first field became an index
                     raise DataError(f"{source}: rows have more fields than the header")
                 # The chunks' index labels count rows from the first: line = label + 2.
-                X = numeric_matrix(chunk, predictor.feature_names, str(source), 2)
-                chunk[PREDICTION_COLUMN] = predictor.predict(X)
+                columns = model_columns(chunk, predictor.folded, str(source), 2)
+                chunk[PREDICTION_COLUMN] = predictor.predict_table(columns)
                 chunk.to_csv(handle, header=rows == 0, index=False)
                 rows += len(chunk)
             if rows == 0:

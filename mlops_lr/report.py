@@ -39,7 +39,7 @@ def _cell(value: Any) -> str:
 def quantization_report(
     *,
     title: str,
-    feature_names: Sequence[str],
+    parameter_names: Sequence[str],
     coef: np.ndarray,
     intercept: float,
     coef_quant: np.ndarray,
@@ -48,10 +48,15 @@ def quantization_report(
     y_true: np.ndarray,
     pred_float: np.ndarray,
     pred_quant: np.ndarray,
+    groups: Sequence[str] | None = None,
     n_predictions: int = 5,
 ) -> str:
     """The five tables of a quantization run: size, accuracy, performance, coefficients and
-    the first test predictions side by side."""
+    the first test predictions side by side.
+
+    ``parameter_names`` name the coefficients; ``groups`` (optional) the input each belongs
+    to, shown once above its parameters (a category table under its column).
+    """
     size = markdown_table(
         ["artifact", "bytes", "KB"],
         [
@@ -98,21 +103,25 @@ def quantization_report(
             ],
         ],
     )
-    coefficients = markdown_table(
-        ["parameter", "original", "dequantized", "error"],
-        [
-            *(
-                [name, float(a), float(b), float(b - a)]
-                for name, a, b in zip(feature_names, coef, coef_quant, strict=True)
-            ),
-            [
-                "intercept",
-                float(intercept),
-                float(intercept_quant),
-                float(intercept_quant - intercept),
-            ],
-        ],
-    )
+    rows = [
+        [name, float(a), float(b), float(b - a)]
+        for name, a, b in zip(parameter_names, coef, coef_quant, strict=True)
+    ]
+    header = ["parameter", "original", "dequantized", "error"]
+    intercept_row = [
+        "intercept",
+        float(intercept),
+        float(intercept_quant),
+        float(intercept_quant - intercept),
+    ]
+    if groups is not None:
+        header = ["input", *header]
+        rows = [
+            [group if i == 0 or groups[i - 1] != group else "", *row]
+            for i, (group, row) in enumerate(zip(groups, rows, strict=True))
+        ]
+        intercept_row = ["", *intercept_row]
+    coefficients = markdown_table(header, [*rows, intercept_row])
     n = min(n_predictions, len(y_true))
     predictions = markdown_table(
         ["#", "actual", "original", "quantized", "difference"],

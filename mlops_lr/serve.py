@@ -40,12 +40,14 @@ from prometheus_client import (
 from pydantic import BaseModel, Field
 
 from mlops_lr import __version__
+from mlops_lr.folded import NUMERIC, FoldedModel
 from mlops_lr.predictor import LinearPredictor
 
 JSON_TYPE = "application/json"
 # Latency buckets (seconds) for a model that answers in well under a millisecond.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _NUMBER_TYPES = frozenset({int, float})
+_CATEGORY_TYPES = frozenset({str, int, float, type(None)})
 _UTF8 = frozenset({"utf-8", "utf8"})
 # Request methods counted by name in /metrics; any other is counted as "other".
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -98,8 +100,17 @@ class Predictions(BaseModel):
 
 def input_limit(predictor: LinearPredictor) -> float:
     """The largest |value| (a power of ten) for which every prediction of ``predictor`` is
-    finite: with all |x| ≤ limit, |x @ coef + b| ≤ limit·Σ|coef| + |b| < float64's max."""
-    budget = float(np.abs(predictor.coef).sum()) + abs(predictor.intercept) + 1.0
+    finite: with all numeric |x| ≤ limit, |prediction| ≤ limit·Σ|weight| + (the rest) <
+    float64's max, the rest being the intercept, the largest |entry| of each category table,
+    and each input's contribution when missing."""
+    folded = predictor.folded
+    budget = abs(folded.intercept) + 1.0  # limit·budget bounds |prediction| when limit >= 1
+    for item in folded.inputs:
+        if item.kind == NUMERIC:
+            budget += abs(item.weight) + abs(item.weight * (item.fill or 0.0))
+            budget += abs(item.indicator or 0.0)
+        else:
+            budget += float(np.max(np.abs([*item.table, item.unknown, item.missing])))
     room = float(np.finfo(np.float64).max) / budget
     return 10.0 ** math.floor(math.log10(room)) if room >= 1 else 0.0
 
@@ -121,6 +132,58 @@ def parse_rows(
         missing or unknown feature, a wrong row or column length, a non-number, a value
         beyond ±``limit``.
     """
+    values, n_rows, locate = _read_body(body, tuple(feature_names), max_rows)
+    # bool is not a number here, though Python says it is an int.
+    if not set(map(type, values)) <= _NUMBER_TYPES:
+        position = next(i for i, value in enumerate(values) if type(value) not in _NUMBER_TYPES)
+        raise RequestError(
+            422, f"{locate(position)} must be a number, got {_describe(values[position])}"
+        )
+    X = np.array(values, dtype=np.float64)
+    _check_limit(X, limit, locate)
+    return X.reshape(n_rows, len(feature_names))
+
+
+def parse_table(
+    body: bytes, folded: FoldedModel, max_rows: int, limit: float = math.inf
+) -> dict[str, Any]:
+    """The columns of a ``POST /predict`` body (the forms of :func:`parse_rows`) for a folded
+    model: numeric inputs as float64 (``null`` is missing, allowed where the model has a
+    fill), categorical inputs as given (text, a number, or ``null`` for missing; an unseen
+    category is the model's "unknown").
+
+    Raises
+    ------
+    RequestError
+        As :func:`parse_rows`, and 422 for a value of the wrong type for its input.
+    """
+    names = folded.feature_names
+    values, _, locate = _read_body(body, names, max_rows)
+    columns: dict[str, Any] = {}
+    for j, item in enumerate(folded.inputs):
+        column = values[j :: len(names)]
+        if item.kind == NUMERIC:
+            allowed = _NUMBER_TYPES | ({type(None)} if item.fill is not None else set())
+            what = "a number or null" if item.fill is not None else "a number"
+        else:
+            allowed, what = _CATEGORY_TYPES, "a category (text), a number or null"
+        if not set(map(type, column)) <= allowed:
+            row = next(i for i, value in enumerate(column) if type(value) not in allowed)
+            position = row * len(names) + j
+            raise RequestError(
+                422, f"{locate(position)} must be {what}, got {_describe(column[row])}"
+            )
+        if item.kind == NUMERIC:
+            array = np.array([np.nan if v is None else v for v in column], dtype=np.float64)
+            with np.errstate(invalid="ignore"):
+                _check_limit(array, limit, lambda row, j=j: locate(row * len(names) + j))
+            column = array
+        columns[item.name] = column
+    return columns
+
+
+def _read_body(body: bytes, feature_names: tuple[str, ...], max_rows: int) -> Values:
+    """The values of a body's rows, row by row, their number and where each came from."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -132,22 +195,19 @@ def parse_rows(
             'named features) or "inputs" (a list of rows of values)',
         )
     ((form, payload),) = document.items()
-    values, n_rows, locate = _FORMS[form](payload, tuple(feature_names), max_rows)
-    # bool is not a number here, though Python says it is an int.
-    if not set(map(type, values)) <= _NUMBER_TYPES:
-        position = next(i for i, value in enumerate(values) if type(value) not in _NUMBER_TYPES)
-        raise RequestError(
-            422, f"{locate(position)} must be a number, got {_describe(values[position])}"
-        )
-    X = np.array(values, dtype=np.float64)
-    if not np.abs(X).max() <= limit:
-        position = int(np.flatnonzero(np.abs(X) > limit)[0])
+    return _FORMS[form](payload, feature_names, max_rows)
+
+
+def _check_limit(X: np.ndarray, limit: float, locate: Callable[[int], str]) -> None:
+    """422 for the first value beyond ±``limit`` (NaN, a missing value, passes)."""
+    outside = np.abs(X) > limit
+    if outside.any():
+        position = int(np.flatnonzero(outside)[0])
         raise RequestError(
             422,
             f"{locate(position)}={float(X[position])!r} is outside ±{limit:g}, beyond which this "
             "model's predictions overflow",
         )
-    return X.reshape(n_rows, len(feature_names))
 
 
 # Each form's reader checks the structure and returns the values row by row, the number of
@@ -284,20 +344,39 @@ def request_schema(
     feature_names: Sequence[str],
     max_rows: int,
     limit: float,
-    example: Sequence[float] | None = None,
+    example: Sequence[Any] | None = None,
+    folded: FoldedModel | None = None,
 ) -> dict[str, Any]:
     """The JSON schema of a ``POST /predict`` body for these features (as the OpenAPI
-    document states it)."""
+    document states it); with ``folded``, each input's own type: a number (or null where the
+    model fills missing values), or a category with its known values listed."""
     number = {"type": "number", "minimum": -limit, "maximum": limit}
+    properties = {name: number for name in feature_names}
+    if folded is not None:
+        for item in folded.inputs:
+            if item.kind == NUMERIC:
+                if item.fill is not None:
+                    properties[item.name] = {
+                        "anyOf": [number, {"type": "null"}],
+                        "description": "null is missing: the model fills it",
+                    }
+            else:
+                properties[item.name] = {
+                    "type": ["string", "number", "null"],
+                    "examples": list(item.categories),
+                    "description": "Known categories: "
+                    + ", ".join(item.categories)
+                    + ". Any other value is an unknown category; null is missing.",
+                }
     instance = {
         "type": "object",
-        "properties": {name: number for name in feature_names},
+        "properties": properties,
         "required": list(feature_names),
         "additionalProperties": False,
     }
     row = {
         "type": "array",
-        "items": number,
+        "prefixItems": [properties[name] for name in feature_names],
         "minItems": len(feature_names),
         "maxItems": len(feature_names),
         "description": "Values in this order: " + ", ".join(feature_names),
@@ -447,7 +526,7 @@ def create_app(
     *,
     max_rows: int = 10_000,
     max_body_bytes: int = 16 * 1024 * 1024,
-    example: Sequence[float] | None = None,
+    example: Sequence[Any] | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``predictor``.
 
@@ -463,6 +542,7 @@ def create_app(
     feature_names = predictor.feature_names
     details = predictor.details
     limit = input_limit(predictor)
+    plain = predictor.folded.is_plain  # a float matrix, the fastest path
     metrics = ServerMetrics(predictor)
     error_responses = {
         status: {"model": ErrorBody, "description": description}
@@ -540,14 +620,23 @@ def create_app(
             "requestBody": {
                 "required": True,
                 "content": {
-                    JSON_TYPE: {"schema": request_schema(feature_names, max_rows, limit, example)}
+                    JSON_TYPE: {
+                        "schema": request_schema(
+                            feature_names, max_rows, limit, example, predictor.folded
+                        )
+                    }
                 },
             }
         },
     )
     async def post_predict(request: Request) -> Response:
         body = await read_body(request, max_body_bytes)
-        predictions = predictor.predict(parse_rows(body, feature_names, max_rows, limit))
+        if plain:
+            predictions = predictor.predict(parse_rows(body, feature_names, max_rows, limit))
+        else:
+            predictions = predictor.predict_table(
+                parse_table(body, predictor.folded, max_rows, limit)
+            )
         metrics.rows.labels(predictor.name).inc(len(predictions))
         return Response(
             orjson.dumps(

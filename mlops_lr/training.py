@@ -14,9 +14,10 @@ import sklearn
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from sklearn.base import BaseEstimator, RegressorMixin, is_regressor
+from sklearn.pipeline import Pipeline
 
-from mlops_lr import artifacts
-from mlops_lr.artifacts import METRICS_FILE, MODEL_FILE, SAMPLES_FILE
+from mlops_lr import artifacts, preprocess
+from mlops_lr.artifacts import FOLDED_FILE, METRICS_FILE, MODEL_FILE, SAMPLES_FILE
 from mlops_lr.config import Config, ModelConfig, as_dict
 from mlops_lr.data import (
     MIN_SPLIT_ROWS,
@@ -27,6 +28,7 @@ from mlops_lr.data import (
     split_dataset,
 )
 from mlops_lr.exceptions import ArtifactError, ConfigError, DataError
+from mlops_lr.folded import FoldedModel
 from mlops_lr.metrics import regression_metrics
 
 if TYPE_CHECKING:
@@ -40,10 +42,12 @@ N_SAMPLES = 5
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """A fitted model, its metrics, its first test rows and the fingerprint of its data;
-    ``split`` is the in-memory split it was fitted on (None when the data was streamed)."""
+    """A fitted model (the estimator, or the preprocessing pipeline around it), its folded
+    form, its metrics, its first test rows and the fingerprint of its data; ``split`` is the
+    in-memory split it was fitted on (None when the data was streamed)."""
 
     model: RegressorMixin
+    folded: FoldedModel
     metrics: dict[str, Any]
     samples: dict[str, Any]
     data_fingerprint: str
@@ -71,26 +75,37 @@ def build_model(config: ModelConfig) -> RegressorMixin:
 def prepare_data(config: Config) -> tuple[Dataset, Split]:
     """Load the configured dataset and split it as configured."""
     settings = config.dataset
-    dataset = load_dataset(settings)
+    dataset = load_dataset(settings, preprocessed=config.preprocess.name != "none")
     split = split_dataset(dataset, settings.test_size, settings.random_state, settings.split)
     return dataset, split
 
 
 def fit_and_evaluate(config: Config, dataset: Dataset, split: Split) -> TrainedModel:
-    """Fit the configured model on the training split (in memory) and score it on both."""
-    model = build_model(config.model).fit(split.X_train, split.y_train)
+    """Fit the configured model (with its preprocessing) on the training split, in memory,
+    fold it, and score it on both splits."""
+    model = preprocess.build_model(
+        config.preprocess, build_model(config.model), split.train, dataset.categorical
+    )
+    # A bare estimator takes the float matrix (the reference numbers), a pipeline the table.
+    if isinstance(model, Pipeline):
+        train, test = split.train, split.test
+    else:
+        train, test = split.X_train, split.X_test
+    model.fit(train, split.y_train)
+    folded = preprocess.fold(model, dataset.feature_names, dataset.categorical, dataset.target_name)
     metrics = _metrics(
         model,
-        test=regression_metrics(split.y_test, model.predict(split.X_test)),
-        train_r2=regression_metrics(split.y_train, model.predict(split.X_train))["r2"],
+        test=regression_metrics(split.y_test, model.predict(test)),
+        train_r2=regression_metrics(split.y_train, model.predict(train))["r2"],
         n_train=len(split.y_train),
         n_test=len(split.y_test),
         dataset=dataset.name,
         feature_names=dataset.feature_names,
         target_name=dataset.target_name,
+        preprocess=config.preprocess.name,
     )
-    samples = _samples(dataset.feature_names, split.X_test, split.y_test)
-    return TrainedModel(model, metrics, samples, fingerprint(dataset), split)
+    samples = sample_rows(dataset.feature_names, split.test, split.y_test)
+    return TrainedModel(model, folded, metrics, samples, fingerprint(dataset), split)
 
 
 def fit_streamed(config: Config) -> TrainedModel:
@@ -131,9 +146,11 @@ def fit_from_statistics(
         dataset=config.dataset.name,
         feature_names=source.feature_names,
         target_name=source.target_name,
+        preprocess=config.preprocess.name,
     )
-    samples = _samples(source.feature_names, evaluation.samples_X, evaluation.samples_y)
-    return TrainedModel(model, metrics, samples, source.fingerprint())
+    folded = FoldedModel.linear(coef, intercept, source.feature_names, source.target_name)
+    samples = sample_rows(source.feature_names, evaluation.samples_X, evaluation.samples_y)
+    return TrainedModel(model, folded, metrics, samples, source.fingerprint())
 
 
 def _metrics(
@@ -146,8 +163,11 @@ def _metrics(
     dataset: str,
     feature_names: tuple[str, ...],
     target_name: str,
+    preprocess: str,
 ) -> dict[str, Any]:
-    """What ``metrics.json`` holds: test scores, sizes, names, the exact parameters."""
+    """What ``metrics.json`` holds: test scores, sizes, names, the estimator's exact
+    parameters (over its inputs after preprocessing; ``folded.json`` has them per column)."""
+    estimator = model[-1] if hasattr(model, "steps") else model
     return {
         **test,
         "train_r2": train_r2,
@@ -156,8 +176,9 @@ def _metrics(
         "dataset": dataset,
         "feature_names": list(feature_names),
         "target_name": target_name,
-        "coef": np.asarray(model.coef_, dtype=float).tolist(),
-        "intercept": float(model.intercept_),
+        "preprocess": preprocess,
+        "coef": np.asarray(estimator.coef_, dtype=float).tolist(),
+        "intercept": float(estimator.intercept_),
         "created_at": utc_now(),
         "versions": {
             "python": platform.python_version(),
@@ -167,12 +188,22 @@ def _metrics(
     }
 
 
-def _samples(names: tuple[str, ...], X_test: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
-    return {
-        "feature_names": list(names),
-        "X": np.asarray(X_test)[:N_SAMPLES].tolist(),
-        "y": np.asarray(y_test)[:N_SAMPLES].tolist(),
-    }
+def sample_rows(names: tuple[str, ...], X_test: Any, y_test: np.ndarray) -> dict[str, Any]:
+    """The first test rows as JSON values: numbers, text for categories, null for missing."""
+    rows = X_test[:N_SAMPLES]
+    if hasattr(rows, "columns"):  # a table: each cell as JSON
+        rows = [[_json_cell(value) for value in row] for row in rows.itertuples(index=False)]
+    else:
+        rows = np.asarray(rows).tolist()
+    return {"feature_names": list(names), "X": rows, "y": np.asarray(y_test)[:N_SAMPLES].tolist()}
+
+
+def _json_cell(value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return float(value)
 
 
 # Settings that change where data comes from or how fast a fit runs, never the fitted model
@@ -181,17 +212,24 @@ _NOT_MODEL_SETTINGS = frozenset({"data_home", "download_if_missing", "n_jobs"})
 
 
 def training_key(config: Config) -> dict[str, Any]:
-    """The part of the config that determines the fitted model (dataset and model groups)."""
+    """The part of the config that determines the fitted model (dataset, preprocess and
+    model groups)."""
     return {
         group: {k: v for k, v in as_dict(node).items() if k not in _NOT_MODEL_SETTINGS}
-        for group, node in (("dataset", config.dataset), ("model", config.model))
+        for group, node in (
+            ("dataset", config.dataset),
+            ("preprocess", config.preprocess),
+            ("model", config.model),
+        )
     }
 
 
 def save(trained: TrainedModel, config: Config, directory: str | Path) -> dict[str, Any]:
-    """Write ``model.joblib``, ``metrics.json``, ``samples.json`` and their manifest."""
+    """Write ``model.joblib``, ``folded.json``, ``metrics.json``, ``samples.json`` and their
+    manifest."""
     files = {
         MODEL_FILE: artifacts.joblib_bytes(trained.model),
+        FOLDED_FILE: artifacts.json_bytes(trained.folded.to_dict()),
         METRICS_FILE: artifacts.json_bytes(trained.metrics),
         SAMPLES_FILE: artifacts.json_bytes(trained.samples),
     }
@@ -211,12 +249,12 @@ def load(directory: str | Path) -> RegressorMixin:
 
 def load_or_train(
     config: Config, data_fingerprint: str, train: Callable[[], TrainedModel]
-) -> tuple[RegressorMixin, dict[str, Any], str | None]:
-    """The saved model if it was trained on this config and the data with
+) -> tuple[FoldedModel, dict[str, Any], str | None]:
+    """The saved model (folded) if it was trained on this config and the data with
     ``data_fingerprint``, else ``train()``'s model, saved.
 
-    Returns the model, its manifest and, when it had to be trained, the reason why; ``None``
-    means the saved model was reused.
+    Returns the folded model, its manifest and, when it had to be trained, the reason why;
+    ``None`` means the saved model was reused.
 
     Raises
     ------
@@ -232,9 +270,10 @@ def load_or_train(
             manifest = None
         reason = stale_reason(manifest, directory, config, data_fingerprint)
         if reason is None:
-            return load(directory), manifest, None
+            artifacts.read_verified(directory, MODEL_FILE)
+            return artifacts.load_folded(directory), manifest, None
         trained = train()
-        return trained.model, save(trained, config, directory), reason
+        return trained.folded, save(trained, config, directory), reason
 
 
 def stale_reason(
@@ -242,10 +281,11 @@ def stale_reason(
 ) -> str | None:
     """Why the model that ``manifest`` describes cannot be reused for ``config`` and the data
     with ``data_fingerprint``, if so (None: it can)."""
-    if manifest is None or MODEL_FILE not in manifest.get("files", {}):
+    files = (manifest or {}).get("files", {})
+    if MODEL_FILE not in files or FOLDED_FILE not in files:
         return f"no trained model in {directory}"
     if manifest.get("training") != training_key(config):
-        return "the saved model was trained with another dataset or model config"
+        return "the saved model was trained with another dataset, preprocess or model config"
     if manifest.get("data_fingerprint") != data_fingerprint:
         return "the saved model was trained on different data"
     return None

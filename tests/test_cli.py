@@ -27,6 +27,7 @@ def test_train_on_california_prints_the_assignment_lines(run_cli, tmp_path: Path
     lines = result.stdout.strip().splitlines()
     assert lines[-2:] == ["R² Score: 0.5758", "MSE Loss: 0.5559"]
     assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == [
+        "folded.json",
         "manifest.json",
         "metrics.json",
         "model.joblib",

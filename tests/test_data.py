@@ -71,7 +71,7 @@ def test_features_default_to_every_column_but_the_target(tmp_path: Path) -> None
 def test_fingerprint_changes_with_any_value(california: Dataset) -> None:
     y = california.y.copy()
     y[-1] += 1e-9
-    changed = Dataset(california.X, y, california.feature_names, "MedHouseVal", "x")
+    changed = Dataset.from_arrays(california.X, y, california.feature_names, "MedHouseVal", "x")
     assert fingerprint(changed) != fingerprint(california)
 
 

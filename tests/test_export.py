@@ -82,7 +82,7 @@ def models(trained_artifacts: Path, split) -> dict[str, QuantizedLinearModel]:
         name: quantize_linear_model(predictor.coef, predictor.intercept, spec, split.X_train)
         for name, spec in SPECS.items()
     }
-    default = artifacts.load_quantized(trained_artifacts / "quantized" / "default-8bit")
+    default = artifacts.load_quantized(trained_artifacts / "quantized" / "default-8bit").linear
     return {"default-8bit": default, **quantized}
 
 

@@ -49,7 +49,7 @@ def test_float_predictor_has_the_joblib_models_exact_parameters(
     np.testing.assert_allclose(predictor.predict(X_test), estimator.predict(X_test), rtol=1e-13)
     assert (
         predictor.details["sha256"]
-        == artifacts.read_manifest(artifacts_dir)["files"]["model.joblib"]["sha256"]
+        == artifacts.read_manifest(artifacts_dir)["files"]["folded.json"]["sha256"]
     )
 
 
@@ -67,7 +67,7 @@ def test_quantized_sample_predictions_use_the_quantized_model(
     make_config, artifacts_dir, california: Dataset
 ) -> None:
     predictions = run_predict(make_config, artifacts_dir, "predict.model=default-8bit")
-    model = artifacts.load_quantized(artifacts_dir / "quantized" / "default-8bit")
+    model = artifacts.load_quantized(artifacts_dir / "quantized" / "default-8bit").linear
     X_test = split_dataset(california, 0.2, 42).X_test[:5]
     np.testing.assert_allclose(predictions, model.predict(X_test), rtol=0, atol=1e-12)
     assert not np.array_equal(predictions, ASSIGNMENT_SAMPLES)

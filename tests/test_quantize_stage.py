@@ -67,7 +67,7 @@ def test_a_changed_training_config_retrains(make_config, capsys) -> None:
     train.run(make_config("dataset.random_state=1"))
     capsys.readouterr()
     quantize.run(make_config("stage=quantize", "quantization=int8"))
-    assert "trained with another dataset or model config" in capsys.readouterr().out
+    assert "trained with another dataset, preprocess or model config" in capsys.readouterr().out
 
 
 def test_quantized_model_loads_without_pickle_and_predicts_the_same(
@@ -76,8 +76,8 @@ def test_quantized_model_loads_without_pickle_and_predicts_the_same(
     metrics = quantize.run(make_config("stage=quantize", "quantization.bits=4"))
     directory = artifacts_dir / "quantized" / "default-4bit"
     document = json.loads((directory / "model.json").read_text())  # plain JSON, no pickle
-    assert document["format"].startswith("mlops-lr/quantized-linear/")
-    model = artifacts.load_quantized(directory)
+    assert document["format"].startswith("mlops-lr/quantized-folded/")
+    model = artifacts.load_quantized(directory).linear
     assert model.spec.bits == 4
     assert model.codes.dtype == np.int8
     from mlops_lr.data import load_california, split_dataset
@@ -99,7 +99,7 @@ def test_tampered_quantized_model_is_refused(make_config, artifacts_dir) -> None
     quantize.run(make_config("stage=quantize", "quantization=uint8"))
     path = artifacts_dir / "quantized" / "uint8" / "model.json"
     document = json.loads(path.read_text())
-    document["scale"] *= 2
+    document["linear"]["scale"] *= 2
     path.write_text(json.dumps(document))
     with pytest.raises(ArtifactError, match="does not match its sha256"):
         artifacts.load_quantized(path.parent)
@@ -137,7 +137,8 @@ def test_a_model_without_intercept_stays_without_one(make_config) -> None:
     model = artifacts.load_quantized(
         Path(make_config().paths.artifacts_dir) / "quantized" / "default-8bit"
     )
-    assert model.intercept_value() == 0.0
+    assert model.linear.intercept_value() == 0.0
+    assert model.dequantized().intercept == 0.0
     assert metrics["intercept_error"] == 0.0
 
 

@@ -65,7 +65,7 @@ def predict(client: TestClient, body: object) -> dict:
 def test_health_and_ready_name_the_verified_model(client, trained_artifacts: Path) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")
-    digest = artifacts.read_manifest(trained_artifacts)["files"]["model.joblib"]["sha256"]
+    digest = artifacts.read_manifest(trained_artifacts)["files"]["folded.json"]["sha256"]
     assert ready.status_code == 200
     assert ready.json() == {"ready": True, "model": "float", "sha256": digest}
 
@@ -128,7 +128,7 @@ def test_quantized_server_predicts_with_the_quantized_model(
 ) -> None:
     rows = test_rows[:100]
     result = predict(quantized_client, {"inputs": rows.tolist()})
-    model = artifacts.load_quantized(trained_artifacts / "quantized" / "default-8bit")
+    model = artifacts.load_quantized(trained_artifacts / "quantized" / "default-8bit").linear
     assert result["model"] == "default-8bit"
     np.testing.assert_allclose(result["predictions"], model.predict(rows), rtol=0, atol=1e-12)
 

@@ -57,6 +57,7 @@ def test_save_writes_model_metrics_and_manifest(trained_reference, tmp_path: Pat
     manifest = training.save(trained, config, tmp_path)
 
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "folded.json",
         "manifest.json",
         "metrics.json",
         "model.joblib",
@@ -184,4 +185,4 @@ def test_the_stages_take_every_model(cli, tmp_path: Path) -> None:
     assert "Sample Predictions:" in result.stdout
     result = cli("stage=quantize", "model=lasso", "model.alpha=0.02")
     assert result.returncode == 0, result.stderr
-    assert "trained with another dataset or model config" in result.stdout
+    assert "trained with another dataset, preprocess or model config" in result.stdout

@@ -41,10 +41,15 @@ def run(config: Config) -> dict[str, Any]:
     tag = settings.model or config.quantization.resolved_tag
     artifacts_dir = Path(config.paths.artifacts_dir)
     predictor = load_predictor(artifacts_dir, tag, config.paths.quantized_dir)
+    if not predictor.folded.is_plain:
+        raise ConfigError(
+            f"{tag} has categorical inputs or missing-value rules (preprocess="
+            f"{config.preprocess.name}): export takes models of plain numeric inputs for now"
+        )
     model_dir, quantized = artifacts_dir, None
     if tag != FLOAT_MODEL:
         model_dir = quantized_model_dir(artifacts_dir, tag, config.paths.quantized_dir)
-        quantized = artifacts.load_quantized(model_dir)
+        quantized = artifacts.load_quantized(model_dir).linear
     elif settings.format == "c":
         raise ConfigError(
             "export.format=c needs a quantized model (integer codes), not export.model=float: "

@@ -25,6 +25,7 @@ def run(config: Config) -> np.ndarray | int:
         return predictions
     source = Path(settings.input)
     target = Path(settings.output or source.with_name(f"{source.stem}.predictions.csv"))
-    rows = predict_csv(predictor, source, target, settings.chunk_size)
+    na_values = getattr(config.dataset, "na_values", None)
+    rows = predict_csv(predictor, source, target, settings.chunk_size, na_values)
     print(f"Model: {predictor.name}: wrote {rows} predictions to {target}")
     return rows

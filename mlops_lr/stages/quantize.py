@@ -16,15 +16,20 @@ from mlops_lr import artifacts, training
 from mlops_lr.config import Config, QualityConfig, QuantizationConfig, as_dict
 from mlops_lr.data import fingerprint
 from mlops_lr.exceptions import ConfigError, DataError
+from mlops_lr.folded import FoldedModel
 from mlops_lr.metrics import prediction_difference, regression_metrics
 from mlops_lr.quantize import (
     CalibrationMoments,
     QuantizationSpec,
-    QuantizedLinearModel,
     SearchBudgetExceeded,
     calibration_objective,
-    quantize_linear_model,
     spec_from,
+)
+from mlops_lr.quantized_folded import (
+    QuantizedFoldedModel,
+    calibrate,
+    float_storage_bytes,
+    quantize_folded,
 )
 from mlops_lr.report import quantization_report
 
@@ -52,31 +57,33 @@ def run(config: Config) -> dict[str, Any]:
         evaluated = _in_memory(config, spec)
     else:
         evaluated = _streamed(config, spec)
-    quantized, coef, intercept = evaluated.quantized, evaluated.coef, evaluated.intercept
-    source_manifest, feature_names = evaluated.manifest, evaluated.feature_names
+    quantized, reference = evaluated.quantized, evaluated.reference
+    dequantized = quantized.dequantized()
+    source_manifest = evaluated.manifest
 
     model_bytes = artifacts.json_bytes(quantized.to_dict())
     source_model = source_manifest["files"][training.MODEL_FILE]
     metrics = {
-        **_metrics(qconfig, quantized, coef, intercept, evaluated),
+        **_metrics(qconfig, reference, dequantized, evaluated),
         "size_bytes_float": source_model["bytes"],
         "size_bytes_quant": len(model_bytes),
-        "payload_bytes_float": 8 * (coef.size + 1),
+        "payload_bytes_float": float_storage_bytes(reference),
         "payload_bytes_quant": quantized.storage_bytes(),
         "created_at": training.utc_now(),
     }
     tag = qconfig.resolved_tag
     report = quantization_report(
         title=f"Quantization report: {tag}",
-        feature_names=feature_names,
-        coef=coef,
-        intercept=intercept,
-        coef_quant=quantized.coef(),
-        intercept_quant=quantized.intercept_value(),
+        parameter_names=reference.design_names(),
+        groups=None if reference.is_plain else reference.design_groups(),
+        coef=reference.design_coef(),
+        intercept=reference.intercept,
+        coef_quant=dequantized.design_coef(),
+        intercept_quant=dequantized.intercept,
         metrics=metrics,
         y_true=evaluated.samples_y,
-        pred_float=evaluated.samples_X @ coef + intercept,
-        pred_quant=quantized.predict(evaluated.samples_X),
+        pred_float=evaluated.samples_float,
+        pred_quant=evaluated.samples_quant,
     )
     directory = Path(config.paths.quantized_dir) / tag
     artifacts.write_artifacts(
@@ -91,7 +98,7 @@ def run(config: Config) -> dict[str, Any]:
             "source_model": source_model,
             "data_fingerprint": source_manifest["data_fingerprint"],
             "training": source_manifest["training"],
-            "feature_names": list(feature_names),
+            "feature_names": list(reference.feature_names),
             "quantization": as_dict(qconfig),
         },
     )
@@ -104,47 +111,47 @@ def run(config: Config) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _Evaluated:
-    """A quantized model with what its report needs: the float parameters, the calibration
-    moments, both models' test scores, their prediction differences and the first test rows."""
+    """A quantized model with what its report needs: the float model it was made from (tables
+    centred, as quantized), the calibration moments, both models' test scores, their
+    prediction differences and the first test rows' targets and predictions."""
 
-    quantized: QuantizedLinearModel
-    coef: np.ndarray
-    intercept: float
+    quantized: QuantizedFoldedModel
+    reference: FoldedModel
     moments: CalibrationMoments
     float_scores: dict[str, float]
     quant_scores: dict[str, float]
     differences: dict[str, float]
     n_test: int
-    samples_X: np.ndarray
     samples_y: np.ndarray
+    samples_float: np.ndarray
+    samples_quant: np.ndarray
     manifest: dict[str, Any]
-    feature_names: tuple[str, ...]
 
 
 def _in_memory(config: Config, spec: QuantizationSpec) -> _Evaluated:
     """Load and split the data, reuse or train the float model, quantize, predict."""
     dataset, split = training.prepare_data(config)
-    model, manifest, reason = training.load_or_train(
+    folded, manifest, reason = training.load_or_train(
         config, fingerprint(dataset), lambda: training.fit_and_evaluate(config, dataset, split)
     )
     _say_trained(reason)
-    coef, intercept = _parameters(model)
-    moments = CalibrationMoments.from_data(split.X_train)
-    quantized = _quantize(config, coef, intercept, spec, moments)
-    pred_float, pred_quant = model.predict(split.X_test), quantized.predict(split.X_test)
+    reference, moments = calibrate(folded, split.train)
+    quantized = _quantize(config, reference, spec, moments)
+    pred_float = folded.predict(split.test)
+    pred_quant = quantized.dequantized().predict(split.test)
+    n = training.N_SAMPLES
     return _Evaluated(
         quantized,
-        coef,
-        intercept,
+        reference,
         moments,
         regression_metrics(split.y_test, pred_float),
         regression_metrics(split.y_test, pred_quant),
         prediction_difference(pred_float, pred_quant),
         len(split.y_test),
-        split.X_test[: training.N_SAMPLES],
-        split.y_test[: training.N_SAMPLES],
+        split.y_test[:n],
+        pred_float[:n],
+        pred_quant[:n],
         manifest,
-        dataset.feature_names,
     )
 
 
@@ -157,26 +164,25 @@ def _streamed(config: Config, spec: QuantizationSpec) -> _Evaluated:
     source = make_source(config)
     with StreamingFit(config.engine, source) as streaming:
         statistics = streaming.statistics(rule)
-        model, manifest, reason = training.load_or_train(
+        folded, manifest, reason = training.load_or_train(
             config,
             source.fingerprint(),
             lambda: training.fit_from_statistics(config, streaming, statistics, rule),
         )
         _say_trained(reason)
-        coef, intercept = _parameters(model)
         moments = statistics.moments()
-        quantized = _quantize(config, coef, intercept, spec, moments)
+        quantized = _quantize(config, folded, spec, moments)
+        dequantized = quantized.dequantized()
         comparison = streaming.compare(
             rule,
-            (coef, intercept),
-            (quantized.coef(), quantized.intercept_value()),
+            (folded.coef, folded.intercept),
+            (dequantized.coef, dequantized.intercept),
             training.N_SAMPLES,
         )
     n_test = comparison.reference.n
     return _Evaluated(
         quantized,
-        coef,
-        intercept,
+        folded,
         moments,
         comparison.reference.metrics(),
         comparison.candidate.metrics(),
@@ -185,10 +191,10 @@ def _streamed(config: Config, spec: QuantizationSpec) -> _Evaluated:
             "mean_abs_pred_diff": comparison.sum_abs_difference / n_test,
         },
         n_test,
-        comparison.samples_X,
         comparison.samples_y,
+        folded.predict_matrix(comparison.samples_X),
+        dequantized.predict_matrix(comparison.samples_X),
         manifest,
-        source.feature_names,
     )
 
 
@@ -197,19 +203,14 @@ def _say_trained(reason: str | None) -> None:
         print(f"Trained the float model first ({reason}).")
 
 
-def _parameters(model: Any) -> tuple[np.ndarray, float]:
-    return np.asarray(model.coef_, dtype=np.float64), float(model.intercept_)
-
-
 def _quantize(
     config: Config,
-    coef: np.ndarray,
-    intercept: float,
+    folded: FoldedModel,
     spec: QuantizationSpec,
     moments: CalibrationMoments,
-) -> QuantizedLinearModel:
+) -> QuantizedFoldedModel:
     try:
-        return quantize_linear_model(coef, intercept, spec, moments)
+        return quantize_folded(folded, spec, moments)
     except SearchBudgetExceeded as error:
         raise ConfigError(
             f"quantization.max_nodes={config.quantization.max_nodes} is too small: {error}"
@@ -220,15 +221,15 @@ def _quantize(
 
 def _metrics(
     qconfig: QuantizationConfig,
-    quantized: QuantizedLinearModel,
-    coef: np.ndarray,
-    intercept: float,
+    reference: FoldedModel,
+    dequantized: FoldedModel,
     evaluated: _Evaluated,
 ) -> dict[str, Any]:
     """What the quantization did to the parameters and to the test-split predictions."""
     float_scores, quant_scores = evaluated.float_scores, evaluated.quant_scores
     differences = evaluated.differences
-    coef_quant, intercept_quant = quantized.coef(), quantized.intercept_value()
+    coef, coef_quant = reference.design_coef(), dequantized.design_coef()
+    intercept, intercept_quant = reference.intercept, dequantized.intercept
     return {
         "tag": qconfig.resolved_tag,
         "preset": qconfig.name,

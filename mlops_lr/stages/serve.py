@@ -109,7 +109,7 @@ def listen(settings: ServeConfig) -> socket.socket:
     return listener
 
 
-def _example_row(artifacts_dir: str, feature_names: tuple[str, ...]) -> list[float] | None:
+def _example_row(artifacts_dir: str, feature_names: tuple[str, ...]) -> list[Any] | None:
     """The first saved test row, as the OpenAPI example (none if there is no such row for
     these features)."""
     try:

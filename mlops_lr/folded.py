@@ -1,0 +1,429 @@
+"""The folded model: preprocessing and a linear model as the one function they compute.
+
+::
+
+    prediction = intercept
+                 + Σ numeric input j:      weight[j] · (x[j], or fill[j] when missing)
+                                           + indicator[j] when missing (optional)
+                 + Σ categorical input c:  table[c][category]  (or its unknown / missing entry)
+
+Every preprocessing option folds into it exactly (scaling into the weights and the intercept,
+imputation into the fills, one-hot encoding into the tables), so the quantizer, the predictor,
+the server and the exporters consume this and never scikit-learn's preprocessing.
+
+It is stored as a versioned JSON document (:meth:`FoldedModel.to_dict`, no pickle). Seen as a
+linear model over its *design* — per numeric input its value (filled) and, with an indicator,
+a 0/1 "missing" column; per categorical input one 0/1 column per category, then "missing" and
+"unknown" — it is ``design(X) @ design_coef() + intercept``: that is what the quantizer
+calibrates and rounds.
+
+Numeric core: numpy and the standard library (pandas only for the fast string lookup).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+FORMAT = "mlops-lr/folded-linear/1"
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+MISSING_LEVEL = "<missing>"
+UNKNOWN_LEVEL = "<unknown>"
+
+
+def category_text(value: Any) -> str | None:
+    """The text a categorical value is known by: strings as they are, integers (and floats
+    with integral values) in decimal, ``True``/``False``; None for a missing value (None or
+    NaN). A CSV's ``2007``, a Parquet integer 2007 and JSON's ``2007`` are all ``"2007"``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return None
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class NumericInput:
+    """A numeric input: contributes ``weight · x``; a missing ``x`` becomes ``fill`` (None:
+    missing is an error) and adds ``indicator`` (None: the model has no indicator input)."""
+
+    name: str
+    weight: float
+    fill: float | None = None
+    indicator: float | None = None
+
+    @property
+    def kind(self) -> str:
+        return NUMERIC
+
+    def design_names(self) -> list[str]:
+        return [self.name] + (
+            [f"{self.name} {MISSING_LEVEL}"] if self.indicator is not None else []
+        )
+
+    def design_coef(self) -> list[float]:
+        return [self.weight] + ([self.indicator] if self.indicator is not None else [])
+
+    def from_design(self, values: Sequence[float]) -> NumericInput:
+        weight, *indicator = values
+        return replace(
+            self, weight=float(weight), indicator=float(indicator[0]) if indicator else None
+        )
+
+
+@dataclass(frozen=True)
+class CategoricalInput:
+    """A categorical input: contributes ``table[i]`` for ``categories[i]``, ``unknown`` for a
+    category not in the table, ``missing`` for a missing value."""
+
+    name: str
+    categories: tuple[str, ...]
+    table: np.ndarray
+    unknown: float
+    missing: float
+
+    @property
+    def kind(self) -> str:
+        return CATEGORICAL
+
+    def design_names(self) -> list[str]:
+        levels = [*self.categories, MISSING_LEVEL, UNKNOWN_LEVEL]
+        return [f"{self.name}={level}" for level in levels]
+
+    def design_coef(self) -> list[float]:
+        return [*map(float, self.table), self.missing, self.unknown]
+
+    def from_design(self, values: Sequence[float]) -> CategoricalInput:
+        *table, missing, unknown = values
+        return replace(
+            self,
+            table=np.asarray(table, dtype=np.float64),
+            missing=float(missing),
+            unknown=float(unknown),
+        )
+
+    def codes(self, values: Any) -> np.ndarray:
+        """Each value's position in ``categories``; ``len(categories)`` for missing and
+        ``len + 1`` for unknown categories."""
+        import pandas as pd  # deferred: a numeric-only model needs no pandas
+
+        values = _as_texts(values)
+        missing = pd.isna(values)
+        codes = pd.Index(self.categories, dtype=object).get_indexer(values)
+        n = len(self.categories)
+        codes = np.where(codes < 0, n + 1, codes)
+        codes[missing] = n
+        return codes
+
+    def contributions(self, values: Any) -> np.ndarray:
+        lookup = np.append(self.table, [self.missing, self.unknown])
+        return lookup[self.codes(values)]
+
+
+Input = NumericInput | CategoricalInput
+
+
+class MissingValueError(ValueError):
+    """A numeric input without a fill has a missing value (``column``, row ``row``)."""
+
+    def __init__(self, column: str, row: int) -> None:
+        super().__init__(
+            f"column {column!r} has a missing value (row {row + 1}) and the model has no fill "
+            "for it"
+        )
+        self.column, self.row = column, row
+
+
+@dataclass(frozen=True)
+class FoldedModel:
+    """``intercept`` plus the contributions of ``inputs`` (see the module docstring).
+
+    ``target`` names what it predicts.
+    """
+
+    intercept: float
+    inputs: tuple[Input, ...]
+    target: str = "prediction"
+
+    # ------------------------------------------------------------------ names and kinds
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(item.name for item in self.inputs)
+
+    @property
+    def categorical_names(self) -> tuple[str, ...]:
+        return tuple(item.name for item in self.inputs if item.kind == CATEGORICAL)
+
+    @property
+    def is_plain(self) -> bool:
+        """Numeric inputs only, no missing-value rules: exactly ``X @ coef + intercept``."""
+        return all(
+            item.kind == NUMERIC and item.fill is None and item.indicator is None
+            for item in self.inputs
+        )
+
+    @property
+    def coef(self) -> np.ndarray:
+        """The weights of a plain model (see :attr:`is_plain`)."""
+        if not self.is_plain:
+            raise ValueError("only a model of plain numeric inputs is a coefficient vector")
+        return np.array([item.weight for item in self.inputs], dtype=np.float64)
+
+    @classmethod
+    def linear(
+        cls,
+        coef: Sequence[float],
+        intercept: float,
+        names: Sequence[str],
+        target: str = "prediction",
+    ) -> FoldedModel:
+        """A plain model ``X @ coef + intercept`` over ``names``."""
+        inputs = tuple(NumericInput(str(n), float(w)) for n, w in zip(names, coef, strict=True))
+        return cls(float(intercept), inputs, target)
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, columns: Mapping[str, Any] | Any) -> np.ndarray:
+        """Predictions for a table given column by column (a DataFrame, or a mapping of names
+        to sequences); numeric columns may hold NaN/None where a fill exists, categorical
+        columns text (or numbers, see :func:`category_text`), None/NaN for missing.
+
+        Raises
+        ------
+        KeyError
+            An input column is absent.
+        MissingValueError
+            A missing value in a numeric input without a fill.
+        """
+        if self.is_plain:  # one matrix product: bit for bit what X @ coef + b gives
+            X = np.column_stack(
+                [np.asarray(columns[n], dtype=np.float64) for n in self.feature_names]
+            )
+            missing = np.isnan(X)
+            if missing.any():
+                row, column = np.argwhere(missing)[0]
+                raise MissingValueError(self.feature_names[column], int(row))
+            return X @ self.coef + self.intercept
+        total = None
+        for item in self.inputs:
+            column = columns[item.name]
+            if item.kind == NUMERIC:
+                part = self._numeric_contribution(item, column)
+            else:
+                part = item.contributions(column)
+            total = part if total is None else total + part
+        return total + self.intercept
+
+    def predict_matrix(self, X: np.ndarray) -> np.ndarray:
+        """Predictions for a float matrix whose columns are the inputs in order (numeric
+        inputs only; NaN is missing)."""
+        X = np.asarray(X, dtype=np.float64)
+        if self.is_plain:
+            return X @ self.coef + self.intercept
+        if self.categorical_names:
+            raise ValueError(f"categorical inputs {list(self.categorical_names)} need text")
+        return self.predict({item.name: X[:, j] for j, item in enumerate(self.inputs)})
+
+    def _numeric_contribution(self, item: NumericInput, column: Any) -> np.ndarray:
+        values = np.asarray(column, dtype=np.float64)
+        missing = np.isnan(values)
+        if not missing.any():
+            return item.weight * values
+        if item.fill is None:
+            raise MissingValueError(item.name, int(np.flatnonzero(missing)[0]))
+        part = item.weight * np.where(missing, item.fill, values)
+        if item.indicator is not None:
+            part = part + np.where(missing, item.indicator, 0.0)
+        return part
+
+    # ------------------------------------------------------------------ the design view
+    def design_names(self) -> list[str]:
+        """Names of the design columns, input by input."""
+        return [name for item in self.inputs for name in item.design_names()]
+
+    def design_coef(self) -> np.ndarray:
+        """The model's parameters over its design columns."""
+        return np.array([w for item in self.inputs for w in item.design_coef()], dtype=np.float64)
+
+    def design_groups(self) -> list[str]:
+        """The input each design column belongs to."""
+        return [item.name for item in self.inputs for _ in item.design_names()]
+
+    def design(self, columns: Mapping[str, Any] | Any) -> np.ndarray:
+        """The design matrix of a table (see the module docstring): ``design(X) @
+        design_coef() + intercept == predict(X)``."""
+        blocks = []
+        for item in self.inputs:
+            column = columns[item.name]
+            if item.kind == NUMERIC:
+                values = np.asarray(column, dtype=np.float64)
+                missing = np.isnan(values)
+                if missing.any() and item.fill is None:
+                    raise MissingValueError(item.name, int(np.flatnonzero(missing)[0]))
+                blocks.append(
+                    np.where(missing, item.fill if item.fill is not None else 0.0, values)
+                )
+                if item.indicator is not None:
+                    blocks.append(missing.astype(np.float64))
+            else:
+                codes = item.codes(column)
+                one_hot = np.zeros((len(codes), len(item.categories) + 2))
+                one_hot[np.arange(len(codes)), codes] = 1.0
+                blocks.extend(one_hot.T)
+        return np.column_stack(blocks)
+
+    def with_design(self, coef: Sequence[float], intercept: float) -> FoldedModel:
+        """The same inputs with the parameters ``coef`` (over the design) and ``intercept``."""
+        coef = np.asarray(coef, dtype=np.float64)
+        if coef.shape != (len(self.design_names()),):
+            raise ValueError(
+                f"{coef.size} design parameters for {len(self.design_names())} columns"
+            )
+        inputs, start = [], 0
+        for item in self.inputs:
+            width = len(item.design_names())
+            inputs.append(item.from_design(coef[start : start + width]))
+            start += width
+        return replace(self, intercept=float(intercept), inputs=tuple(inputs))
+
+    def centred(self, frequencies: Mapping[str, np.ndarray]) -> FoldedModel:
+        """The same function with each categorical table (missing and unknown entries too)
+        shifted by its mean under ``frequencies`` (name → weights of categories then missing),
+        the shifts moved into the intercept: smaller entries for the same predictions."""
+        inputs, intercept = [], self.intercept
+        for item in self.inputs:
+            if item.kind == CATEGORICAL and item.name in frequencies:
+                weights = np.asarray(frequencies[item.name], dtype=np.float64)
+                entries = np.append(item.table, item.missing)
+                shift = float(weights @ entries / weights.sum()) if weights.sum() > 0 else 0.0
+                item = replace(
+                    item,
+                    table=item.table - shift,
+                    missing=item.missing - shift,
+                    unknown=item.unknown - shift,
+                )
+                intercept += shift
+            inputs.append(item)
+        return replace(self, intercept=intercept, inputs=tuple(inputs))
+
+    # ------------------------------------------------------------------ JSON document
+    def to_dict(self) -> dict[str, Any]:
+        """The model as JSON-compatible values; deterministic."""
+        return {
+            "format": FORMAT,
+            "target": self.target,
+            "intercept": float(self.intercept),
+            "inputs": [_input_to_dict(item) for item in self.inputs],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> FoldedModel:
+        """Inverse of :meth:`to_dict`; accepts only documents it would write itself.
+
+        Raises
+        ------
+        ValueError
+            Not a document of this format, a missing or unknown key, a wrong type, a
+            non-finite number, duplicate input names or categories.
+        """
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} document")
+        _keys(data, {"format", "target", "intercept", "inputs"}, "the document")
+        if not isinstance(data["target"], str):
+            raise ValueError("target must be a string")
+        if not isinstance(data["inputs"], list) or not data["inputs"]:
+            raise ValueError("inputs must be a non-empty list")
+        inputs = tuple(_input_from_dict(item, i) for i, item in enumerate(data["inputs"]))
+        names = [item.name for item in inputs]
+        if len(set(names)) != len(names):
+            raise ValueError("input names must be distinct")
+        model = cls(_number(data["intercept"], "intercept"), inputs, data["target"])
+        if model.to_dict() != data:
+            raise ValueError("the document is not in canonical form")
+        return model
+
+
+def _as_texts(values: Any) -> Any:
+    """``values`` as category texts (None/NaN for missing), converted only when some are
+    not text already (numbers, booleans)."""
+    import pandas as pd
+
+    if not hasattr(values, "dtype"):
+        values = np.asarray(values, dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return values
+    return np.array([category_text(v) for v in np.asarray(values, dtype=object)], dtype=object)
+
+
+def _input_to_dict(item: Input) -> dict[str, Any]:
+    if item.kind == NUMERIC:
+        return {
+            "name": item.name,
+            "kind": NUMERIC,
+            "weight": float(item.weight),
+            "fill": None if item.fill is None else float(item.fill),
+            "indicator": None if item.indicator is None else float(item.indicator),
+        }
+    return {
+        "name": item.name,
+        "kind": CATEGORICAL,
+        "categories": list(item.categories),
+        "table": [float(v) for v in item.table],
+        "unknown": float(item.unknown),
+        "missing": float(item.missing),
+    }
+
+
+def _input_from_dict(data: Any, index: int) -> Input:
+    where = f"inputs[{index}]"
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not data["name"]:
+        raise ValueError(f"{where} must be an object with a non-empty name")
+    if data.get("kind") == NUMERIC:
+        _keys(data, {"name", "kind", "weight", "fill", "indicator"}, where)
+        fill, indicator = data["fill"], data["indicator"]
+        return NumericInput(
+            data["name"],
+            _number(data["weight"], f"{where}.weight"),
+            None if fill is None else _number(fill, f"{where}.fill"),
+            None if indicator is None else _number(indicator, f"{where}.indicator"),
+        )
+    if data.get("kind") == CATEGORICAL:
+        _keys(data, {"name", "kind", "categories", "table", "unknown", "missing"}, where)
+        categories, table = data["categories"], data["table"]
+        if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+            raise ValueError(f"{where}.categories must be a list of strings")
+        if len(set(categories)) != len(categories):
+            raise ValueError(f"{where}.categories must be distinct")
+        if not isinstance(table, list) or len(table) != len(categories):
+            raise ValueError(f"{where}.table must hold one number per category")
+        return CategoricalInput(
+            data["name"],
+            tuple(categories),
+            np.array([_number(v, f"{where}.table") for v in table], dtype=np.float64),
+            _number(data["unknown"], f"{where}.unknown"),
+            _number(data["missing"], f"{where}.missing"),
+        )
+    raise ValueError(f"{where}.kind must be {NUMERIC!r} or {CATEGORICAL!r}")
+
+
+def _keys(data: dict, expected: set[str], where: str) -> None:
+    if set(data) != expected:
+        raise ValueError(f"{where} must have exactly the keys {sorted(expected)}")
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{where} must be a finite number")
+    return float(value)

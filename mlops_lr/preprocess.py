@@ -1,0 +1,169 @@
+"""The scikit-learn frontend: build the configured preprocessing + model, and fold a fitted
+one into a :class:`~mlops_lr.folded.FoldedModel`.
+
+``preprocess=none`` is the estimator alone (numeric inputs as they are). ``preprocess=standard``
+is ``Pipeline([("preprocess", ColumnTransformer), ("model", estimator)])`` whose transformers
+are, in this order:
+
+- ``numeric``: ``SimpleImputer`` then ``StandardScaler``/``RobustScaler`` (or nothing);
+- ``missing``: ``MissingIndicator`` (``add_indicator=true``; columns with missing training
+  values only);
+- ``categorical:<column>``: one ``OneHotEncoder`` per categorical column, so that each
+  column's one-hot block is its own slice of the output.
+
+Folding asks the fitted transformers themselves what each input contributes (the encoder
+transforms every category, an unseen one and a missing one), so the folded tables follow
+scikit-learn's rules for infrequent, dropped, unknown and missing categories exactly.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import RegressorMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import MissingIndicator, SimpleImputer
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, RobustScaler, StandardScaler
+
+from mlops_lr.config import PreprocessConfig, StandardPreprocessConfig
+from mlops_lr.exceptions import DataError
+from mlops_lr.folded import CategoricalInput, FoldedModel, NumericInput
+
+NUMERIC_STEP = "numeric"
+MISSING_STEP = "missing"
+CATEGORICAL_STEP = "categorical:"
+# An input no category can equal: folding transforms it to learn the unknown contribution.
+_UNSEEN = "\x00unseen category\x00"
+
+
+def build_model(
+    settings: PreprocessConfig,
+    estimator: RegressorMixin,
+    features: pd.DataFrame,
+    categorical: Sequence[str],
+) -> RegressorMixin | Pipeline:
+    """The estimator (``preprocess=none``) or the preprocessing pipeline around it, for the
+    columns of ``features`` (the training table).
+
+    Raises
+    ------
+    DataError
+        A categorical column has more distinct values than ``max_categories``.
+    """
+    if not isinstance(settings, StandardPreprocessConfig):
+        return estimator
+    numeric = [name for name in features.columns if name not in categorical]
+    for name in categorical:
+        count = int(features[name].nunique(dropna=True))
+        if count > settings.max_categories:
+            raise DataError(
+                f"column {name!r} has {count} distinct values, more than "
+                f"preprocess.max_categories={settings.max_categories}: drop it "
+                "(dataset.drop), raise the cap, or pool rare values (preprocess.min_frequency)"
+            )
+    transformers = []
+    if numeric:
+        scaler = {"standard": StandardScaler(), "robust": RobustScaler(), "none": "passthrough"}
+        imputer = SimpleImputer(
+            strategy=settings.impute, fill_value=settings.fill_value, keep_empty_features=True
+        )
+        steps = [("impute", imputer), ("scale", scaler[settings.scale])]
+        transformers.append((NUMERIC_STEP, Pipeline(steps), numeric))
+        if settings.add_indicator:
+            transformers.append(
+                (
+                    MISSING_STEP,
+                    MissingIndicator(features="missing-only", error_on_new=False),
+                    numeric,
+                )
+            )
+    drop = settings.drop
+    if drop == "auto":  # least squares with an intercept is singular on a full one-hot block
+        drop = "first" if isinstance(estimator, LinearRegression) else "none"
+    frequency = settings.min_frequency
+    if frequency is not None and frequency >= 1:
+        frequency = int(frequency)  # scikit-learn reads an int as a count, a float as a share
+    for name in categorical:
+        encoder = OneHotEncoder(
+            handle_unknown="ignore",
+            drop=None if drop == "none" else drop,
+            min_frequency=frequency,
+            sparse_output=False,
+        )
+        transformers.append((CATEGORICAL_STEP + name, encoder, [name]))
+    columns = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    return Pipeline([("preprocess", columns), ("model", estimator)])
+
+
+def fold(
+    model: RegressorMixin | Pipeline,
+    feature_names: Sequence[str],
+    categorical: Sequence[str] = (),
+    target: str = "prediction",
+) -> FoldedModel:
+    """The folded form of a fitted ``model`` (as :func:`build_model` makes them) over the
+    inputs ``feature_names``, in that order."""
+    if not isinstance(model, Pipeline):
+        coef = np.asarray(model.coef_, dtype=np.float64).ravel()
+        return FoldedModel.linear(coef, float(model.intercept_), feature_names, target)
+    columns: ColumnTransformer = model.named_steps["preprocess"]
+    estimator = model.named_steps["model"]
+    coef = np.asarray(estimator.coef_, dtype=np.float64).ravel()
+    intercept = float(estimator.intercept_)
+    slices = columns.output_indices_
+    numeric = {}
+    if NUMERIC_STEP in columns.named_transformers_:
+        steps = columns.named_transformers_[NUMERIC_STEP]
+        names = list(_columns_of(columns, NUMERIC_STEP))
+        fills = steps.named_steps["impute"].statistics_
+        centre, scale = _centre_and_scale(steps.named_steps["scale"], len(names))
+        weights = coef[slices[NUMERIC_STEP]] / scale
+        intercept -= float(weights @ centre)
+        indicators = dict.fromkeys(names)
+        if MISSING_STEP in columns.named_transformers_:
+            flagged = columns.named_transformers_[MISSING_STEP].features_
+            for k, j in enumerate(flagged):
+                indicators[names[j]] = float(coef[slices[MISSING_STEP]][k])
+        for j, name in enumerate(names):
+            numeric[name] = NumericInput(name, float(weights[j]), float(fills[j]), indicators[name])
+    tables = {}
+    for name in categorical:
+        step = CATEGORICAL_STEP + name
+        tables[name] = _fold_encoder(columns.named_transformers_[step], name, coef[slices[step]])
+    inputs = tuple(numeric[n] if n in numeric else tables[n] for n in feature_names)
+    return FoldedModel(intercept, inputs, target)
+
+
+def _columns_of(columns: ColumnTransformer, step: str) -> Sequence[str]:
+    return next(cols for name, _, cols in columns.transformers_ if name == step)
+
+
+def _centre_and_scale(scaler: object, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``z = (x - centre) / scale`` of a fitted scaler (identity for ``passthrough``)."""
+    if isinstance(scaler, StandardScaler):
+        return scaler.mean_, scaler.scale_
+    if isinstance(scaler, RobustScaler):
+        return scaler.center_, scaler.scale_
+    return np.zeros(n), np.ones(n)
+
+
+def _fold_encoder(encoder: OneHotEncoder, name: str, coef: np.ndarray) -> CategoricalInput:
+    """Each category's contribution, as the fitted encoder encodes it."""
+    seen = list(encoder.categories_[0])
+    categories = [c for c in seen if not pd.isna(c)]
+    probes = pd.DataFrame({name: pd.Series([*categories, _UNSEEN, np.nan], dtype=object)})
+    with warnings.catch_warnings():  # "unknown categories ... encoded as all zeros": meant
+        warnings.simplefilter("ignore", UserWarning)
+        contributions = encoder.transform(probes) @ coef
+    return CategoricalInput(
+        name=name,
+        categories=tuple(str(c) for c in categories),
+        table=np.asarray(contributions[: len(categories)], dtype=np.float64),
+        unknown=float(contributions[-2]),
+        missing=float(contributions[-1]),
+    )
