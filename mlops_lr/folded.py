@@ -117,15 +117,48 @@ class CategoricalInput:
 
     def codes(self, values: Any) -> np.ndarray:
         """Each value's position in ``categories``; ``len(categories)`` for missing and
-        ``len + 1`` for unknown categories."""
+        ``len + 1`` for unknown categories.
+
+        Each *distinct* value is looked up once (a pandas ``category`` column's categories,
+        or what :func:`pandas.factorize` finds; Arrow-backed text is matched by Arrow), so a
+        million rows cost a hash pass, not a million Python calls.
+        """
         import pandas as pd  # deferred: a numeric-only model needs no pandas
 
-        values = _as_texts(values)
-        missing = pd.isna(values)
-        codes = pd.Index(self.categories, dtype=object).get_indexer(values)
         n = len(self.categories)
-        codes = np.where(codes < 0, n + 1, codes)
-        codes[missing] = n
+        dtype = getattr(values, "dtype", None)
+        if isinstance(dtype, pd.CategoricalDtype):
+            inner = pd.Categorical(values).codes
+            lookup = self._positions(dtype.categories)
+        elif isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+            return self._arrow_codes(values)
+        else:
+            if not hasattr(values, "dtype"):
+                values = np.asarray(values, dtype=object)
+            inner, uniques = pd.factorize(values, use_na_sentinel=True)
+            lookup = self._positions(uniques)
+        return np.append(lookup, n)[inner]  # code -1 (missing) picks the appended n
+
+    def _positions(self, distinct: Any) -> np.ndarray:
+        """Codes (as :meth:`codes` defines them) of distinct values."""
+        import pandas as pd
+
+        texts = [category_text(value) for value in distinct]
+        positions = pd.Index(self.categories, dtype=object).get_indexer(texts)
+        missing = np.array([text is None for text in texts], dtype=bool)
+        positions = np.where(positions < 0, len(self.categories) + 1, positions)
+        positions[missing] = len(self.categories)
+        return positions.astype(np.intp)
+
+    def _arrow_codes(self, values: Any) -> np.ndarray:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        array = pa.array(values)
+        found = pc.index_in(array, value_set=pa.array(self.categories, type=array.type))
+        n = len(self.categories)
+        codes = found.fill_null(n + 1).to_numpy(zero_copy_only=False).astype(np.intp)
+        codes[array.is_null().to_numpy(zero_copy_only=False)] = n
         return codes
 
     def contributions(self, values: Any) -> np.ndarray:
@@ -223,7 +256,10 @@ class FoldedModel:
                 part = self._numeric_contribution(item, column)
             else:
                 part = item.contributions(column)
-            total = part if total is None else total + part
+            if total is None:
+                total = np.array(part, dtype=np.float64)
+            else:
+                total += part
         return total + self.intercept
 
     def predict_matrix(self, X: np.ndarray) -> np.ndarray:
@@ -353,18 +389,6 @@ class FoldedModel:
         if model.to_dict() != data:
             raise ValueError("the document is not in canonical form")
         return model
-
-
-def _as_texts(values: Any) -> Any:
-    """``values`` as category texts (None/NaN for missing), converted only when some are
-    not text already (numbers, booleans)."""
-    import pandas as pd
-
-    if not hasattr(values, "dtype"):
-        values = np.asarray(values, dtype=object)
-    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
-        return values
-    return np.array([category_text(v) for v in np.asarray(values, dtype=object)], dtype=object)
 
 
 def _input_to_dict(item: Input) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def build_model(
     categorical: Sequence[str],
 ) -> RegressorMixin | Pipeline:
     """The estimator (``preprocess=none``) or the preprocessing pipeline around it, for the
-    columns of ``features`` (the training table).
+    columns of ``features`` (the whole table: the cardinality cap counts all its values).
 
     Raises
     ------

@@ -78,6 +78,7 @@ __all__ = [
     "default_spec",
     "pack_codes",
     "quantize_linear_model",
+    "round_to_grid",
     "unpack_codes",
 ]
 
@@ -1011,6 +1012,27 @@ def quantize_linear_model(
         intercept_scale=intercept_scale,
         spec=spec,
     )
+
+
+def round_to_grid(
+    model: QuantizedLinearModel, indices: np.ndarray, values: np.ndarray
+) -> QuantizedLinearModel:
+    """``model`` with the coefficients at ``indices`` replaced by ``values`` rounded to the
+    nearest code of its grid (``per_feature_pow2``: each on the exponent the grid's rule picks
+    for it). For coefficients the calibration data cannot see (a column that is always 0
+    there), whose codes the objective leaves free; the intercept is unaffected."""
+    spec = model.spec
+    values = np.asarray(values, dtype=np.float64)
+    if spec.granularity == "per_feature_pow2":
+        exponents = _pow2_exponents(values, model.scale, model.zero_point, spec.qmin, spec.qmax)
+    else:
+        exponents = np.zeros(values.shape, dtype=np.int8)
+    steps = model.scale * np.exp2(exponents.astype(np.float64))
+    codes = model.codes.copy()
+    codes[indices] = _round_nearest(values / steps + model.zero_point, spec.qmin, spec.qmax)
+    all_exponents = model.exponents.copy()
+    all_exponents[indices] = exponents
+    return replace(model, codes=codes, exponents=all_exponents)
 
 
 def _store_intercept(value: float, dtype: str) -> tuple[float | int, float]:

@@ -36,6 +36,7 @@ from mlops_lr.quantize import (
     QuantizationSpec,
     QuantizedLinearModel,
     quantize_linear_model,
+    round_to_grid,
 )
 
 FORMAT = "mlops-lr/quantized-folded/1"
@@ -130,9 +131,43 @@ def quantize_folded(
     ValueError, SearchBudgetExceeded
         As :func:`mlops_lr.quantize.quantize_linear_model`.
     """
-    linear = quantize_linear_model(folded.design_coef(), folded.intercept, spec, moments)
-    layout = folded.with_design(np.zeros(len(folded.design_names())), 0.0)
+    coef = folded.design_coef()
+    linear = quantize_linear_model(coef, folded.intercept, spec, moments)
+    linear = _follow_table_shifts(folded, coef, linear, moments)
+    layout = folded.with_design(np.zeros(coef.size), 0.0)
     return QuantizedFoldedModel(layout, linear)
+
+
+def _follow_table_shifts(
+    folded: FoldedModel,
+    coef: np.ndarray,
+    linear: QuantizedLinearModel,
+    moments: CalibrationMoments,
+) -> QuantizedLinearModel:
+    """Round each table's uncalibrated entries (unknown; missing when no training value was)
+    after its calibrated ones.
+
+    Every training row has exactly one entry of a table, so the objective cannot tell a shift
+    of a whole table from one of the intercept: rounding may move the table by δ (its
+    frequency-weighted mean change) and bias correction moves the intercept by −δ. The
+    entries no training row uses must move by δ too, or unseen and missing categories drift
+    by δ (measured: 1.5 % of the target's deviation at 16 bits on diamonds)."""
+    change = linear.coef() - coef
+    indices, targets, start = [], [], 0
+    for item in folded.inputs:
+        width = len(item.design_names())
+        if item.kind == CATEGORICAL:
+            block = np.arange(start, start + width)
+            weights = moments.mean[block]  # a one-hot column's mean: its share of the rows
+            if weights.sum() > 0:
+                shift = float(weights @ change[block] / weights.sum())
+                free = block[weights == 0]
+                indices.extend(free)
+                targets.extend(coef[free] + shift)
+        start += width
+    if not indices:
+        return linear
+    return round_to_grid(linear, np.asarray(indices), np.asarray(targets))
 
 
 def _layout_to_dict(item: NumericInput | CategoricalInput) -> dict[str, Any]:

@@ -7,9 +7,9 @@ metrics or error) and Hydra's ``.hydra/overrides.yaml``; a job without ``result.
 before it could write one and counts as failed.
 
 A sweep may vary the quantization (``quantization.*``), the float model (``model=…``,
-``model.*``, e.g. ``model.alpha`` with ``+sweep=alpha``, or ``dataset.*``) or both: a job's
-model and dataset overrides name its float model, and the best quantization is chosen per float
-model and bit width.
+``model.*``, e.g. ``model.alpha`` with ``+sweep=alpha``, ``preprocess.*`` or ``dataset.*``) or
+both: a job's model, preprocess and dataset overrides name its float model, and the best
+quantization is chosen per float model and bit width.
 """
 
 from __future__ import annotations
@@ -80,11 +80,11 @@ def _overrides(path: Path) -> str:
 
 # An override of the groups that make the float model (a quantization setting does not), with
 # Hydra's prefixes: +key=… adds, ++key=… forces, ~key deletes.
-_FLOAT_MODEL_OVERRIDE = re.compile(r"^(?:\+\+|\+|~)?(?:model|dataset)(?:[.=]|$)")
+_FLOAT_MODEL_OVERRIDE = re.compile(r"^(?:\+\+|\+|~)?(?:model|dataset|preprocess)(?:[.=]|$)")
 
 
 def model_overrides(overrides: str) -> str:
-    """The overrides that choose the float model (the ``model`` and ``dataset`` groups), the
+    """The overrides that choose the float model (``model``, ``preprocess``, ``dataset``), the
     group choices (``model=ridge``) first."""
     chosen = [o for o in overrides.split() if _FLOAT_MODEL_OVERRIDE.match(o)]
     return " ".join(sorted(chosen, key=lambda o: "." in _name(o)))

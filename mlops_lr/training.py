@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -84,7 +85,7 @@ def fit_and_evaluate(config: Config, dataset: Dataset, split: Split) -> TrainedM
     """Fit the configured model (with its preprocessing) on the training split, in memory,
     fold it, and score it on both splits."""
     model = preprocess.build_model(
-        config.preprocess, build_model(config.model), split.train, dataset.categorical
+        config.preprocess, build_model(config.model), dataset.features, dataset.categorical
     )
     # A bare estimator takes the float matrix (the reference numbers), a pipeline the table.
     if isinstance(model, Pipeline):
@@ -93,10 +94,13 @@ def fit_and_evaluate(config: Config, dataset: Dataset, split: Split) -> TrainedM
         train, test = split.X_train, split.X_test
     model.fit(train, split.y_train)
     folded = preprocess.fold(model, dataset.feature_names, dataset.categorical, dataset.target_name)
+    with warnings.catch_warnings():  # categories only the test split has: the documented rule
+        warnings.filterwarnings("ignore", "Found unknown categories", UserWarning)
+        test_predictions, train_predictions = model.predict(test), model.predict(train)
     metrics = _metrics(
         model,
-        test=regression_metrics(split.y_test, model.predict(test)),
-        train_r2=regression_metrics(split.y_train, model.predict(train))["r2"],
+        test=regression_metrics(split.y_test, test_predictions),
+        train_r2=regression_metrics(split.y_train, train_predictions)["r2"],
         n_train=len(split.y_train),
         n_test=len(split.y_test),
         dataset=dataset.name,
