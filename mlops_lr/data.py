@@ -228,6 +228,11 @@ def load_table(
         present = [f for f in features if all(f in part.columns for _, part, _ in raw)]
         whole = pd.concat([part[present] for _, part, _ in raw], ignore_index=True)
         listed = tuple(name for name in present if _looks_categorical(whole[name]))
+        if listed:  # CSV categories as their text, as prediction reads them ("true", "07")
+            raw = [
+                (file, *_read_file(file, na_values, listed)) if first_line else (file, part, None)
+                for file, part, first_line in raw
+            ]
     absent = [name for name in listed if name not in features]
     if absent:
         raise DataError(f"{spec}: categorical column(s) {absent} are not features")

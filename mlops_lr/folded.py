@@ -133,8 +133,9 @@ class CategoricalInput:
         elif isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
             return self._arrow_codes(values)
         else:
-            if not hasattr(values, "dtype"):
-                values = np.asarray(values, dtype=object)
+            if not hasattr(values, "dtype") or values.dtype == object:
+                # Python's 1 == True would merge them: compare their texts instead.
+                values = np.array([category_text(v) for v in values], dtype=object)
             inner, uniques = pd.factorize(values, use_na_sentinel=True)
             lookup = self._positions(uniques)
         return np.append(lookup, n)[inner]  # code -1 (missing) picks the appended n
@@ -448,6 +449,10 @@ def _keys(data: dict, expected: set[str], where: str) -> None:
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    try:
+        number = float(value) if isinstance(value, (int, float)) else math.nan
+    except OverflowError:  # an integer beyond float64
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
         raise ValueError(f"{where} must be a finite number")
-    return float(value)
+    return number

@@ -47,7 +47,7 @@ JSON_TYPE = "application/json"
 # Latency buckets (seconds) for a model that answers in well under a millisecond.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _NUMBER_TYPES = frozenset({int, float})
-_CATEGORY_TYPES = frozenset({str, int, float, type(None)})
+_CATEGORY_TYPES = frozenset({str, int, float, bool, type(None)})
 _UTF8 = frozenset({"utf-8", "utf8"})
 # Request methods counted by name in /metrics; any other is counted as "other".
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -166,7 +166,7 @@ def parse_table(
             allowed = _NUMBER_TYPES | ({type(None)} if item.fill is not None else set())
             what = "a number or null" if item.fill is not None else "a number"
         else:
-            allowed, what = _CATEGORY_TYPES, "a category (text), a number or null"
+            allowed, what = _CATEGORY_TYPES, "a category (text), a number, a boolean or null"
         if not set(map(type, column)) <= allowed:
             row = next(i for i, value in enumerate(column) if type(value) not in allowed)
             position = row * len(names) + j

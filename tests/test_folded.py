@@ -380,3 +380,30 @@ def test_listed_categorical_columns_keep_their_text(tmp_path: Path) -> None:
     assert dataset.categorical == ("year",)
     assert dataset.features["year"].tolist() == ["2007", "2008", "007", "2007"]
     assert np.isnan(dataset.features["x"].iloc[3])
+
+
+def test_csv_categories_are_their_text_in_training_and_prediction(cli, tmp_path: Path) -> None:
+    path = tmp_path / "flags.csv"
+    path.write_text("a,b,y\n1,true,1\n2,false,2\n3,true,3\n4,TRUE,4\n5,false,5\n6,true,7\n")
+    dataset = load_table(path, "y", preprocessed=True)
+    assert dataset.features["b"].tolist() == ["true", "false", "true", "TRUE", "false", "true"]
+    overrides = ("dataset=csv", f"dataset.path={path}", "dataset.target=y", "preprocess=standard")
+    assert cli(*overrides, "dataset.test_size=0.34").returncode == 0
+    output = tmp_path / "out.csv"
+    result = cli(
+        *overrides,
+        "dataset.test_size=0.34",
+        "stage=predict",
+        f"predict.input={path}",
+        f"predict.output={output}",
+    )
+    assert result.returncode == 0, result.stderr
+    model = training.load(tmp_path / "artifacts")
+    np.testing.assert_allclose(
+        pd.read_csv(output)["prediction"], model.predict(dataset.features), rtol=1e-9, atol=1e-9
+    )
+    column = load_predictor(tmp_path / "artifacts").folded.inputs[1]
+    assert column.categories == ("TRUE", "false", "true")
+    # Matched by text: JSON's true is "True", another category; 1 and True stay apart.
+    codes = column.codes(["true", True, "TRUE", None, 1])
+    np.testing.assert_array_equal(codes, [2, 4, 0, 3, 4])

@@ -30,7 +30,10 @@ def run(config: Config) -> dict[str, Any]:
         f"Test: R² {metrics['r2']:.6f}  MSE {metrics['mse']:.6f}  RMSE {metrics['rmse']:.6f}  "
         f"MAE {metrics['mae']:.6f}  (train R² {metrics['train_r2']:.6f})"
     )
-    print(f"Artifacts: {config.paths.artifacts_dir}/{{{training.MODEL_FILE}, metrics.json}}")
+    print(
+        f"Artifacts: {config.paths.artifacts_dir}/"
+        f"{{{training.MODEL_FILE}, {training.FOLDED_FILE}, {training.METRICS_FILE}}}"
+    )
     print(f"R² Score: {metrics['r2']:.4f}")
     print(f"MSE Loss: {metrics['mse']:.4f}")
     return metrics
