@@ -228,11 +228,14 @@ def load_table(
         present = [f for f in features if all(f in part.columns for _, part, _ in raw)]
         whole = pd.concat([part[present] for _, part, _ in raw], ignore_index=True)
         listed = tuple(name for name in present if _looks_categorical(whole[name]))
-        if listed:  # CSV categories as their text, as prediction reads them ("true", "07")
-            raw = [
-                (file, *_read_file(file, na_values, listed)) if first_line else (file, part, None)
-                for file, part, first_line in raw
-            ]
+        # A CSV category pandas parsed as something else ("true" as a bool, "07" as 7) is
+        # read again as the text prediction reads.
+        raw = [
+            (file, *_read_file(file, na_values, listed))
+            if first_line and any(not pd.api.types.is_string_dtype(part[n]) for n in listed)
+            else (file, part, first_line)
+            for file, part, first_line in raw
+        ]
     absent = [name for name in listed if name not in features]
     if absent:
         raise DataError(f"{spec}: categorical column(s) {absent} are not features")
@@ -441,9 +444,11 @@ def _from_frame(
 
 
 def _categorical_column(column: pd.Series) -> np.ndarray:
-    """The column's values as text (object array; None where missing)."""
-    values = column.to_numpy(dtype=object, na_value=None)
-    return np.array([category_text(value) for value in values], dtype=object)
+    """The column's values as text (object array; None where missing), each distinct value
+    converted once."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    texts = np.array([*(category_text(value) for value in uniques), None], dtype=object)
+    return texts[codes]  # code -1 (missing) picks the appended None
 
 
 def _locator(frame: pd.DataFrame, first_line: int | None) -> Callable[[int], str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -201,7 +202,7 @@ class FoldedModel:
     def categorical_names(self) -> tuple[str, ...]:
         return tuple(item.name for item in self.inputs if item.kind == CATEGORICAL)
 
-    @property
+    @cached_property  # asked on every prediction; the inputs never change
     def is_plain(self) -> bool:
         """Numeric inputs only, no missing-value rules: exactly ``X @ coef + intercept``."""
         return all(
@@ -209,7 +210,7 @@ class FoldedModel:
             for item in self.inputs
         )
 
-    @property
+    @cached_property
     def coef(self) -> np.ndarray:
         """The weights of a plain model (see :attr:`is_plain`)."""
         if not self.is_plain:
@@ -274,13 +275,10 @@ class FoldedModel:
         return self.predict({item.name: X[:, j] for j, item in enumerate(self.inputs)})
 
     def _numeric_contribution(self, item: NumericInput, column: Any) -> np.ndarray:
-        values = np.asarray(column, dtype=np.float64)
-        missing = np.isnan(values)
-        if not missing.any():
+        values, missing = _filled(item, column)
+        if missing is None:
             return item.weight * values
-        if item.fill is None:
-            raise MissingValueError(item.name, int(np.flatnonzero(missing)[0]))
-        part = item.weight * np.where(missing, item.fill, values)
+        part = item.weight * values
         if item.indicator is not None:
             part = part + np.where(missing, item.indicator, 0.0)
         return part
@@ -298,6 +296,15 @@ class FoldedModel:
         """The input each design column belongs to."""
         return [item.name for item in self.inputs for _ in item.design_names()]
 
+    def design_slices(self) -> list[tuple[Input, slice]]:
+        """Each input with the slice of the design columns that are its own."""
+        slices, start = [], 0
+        for item in self.inputs:
+            width = len(item.design_names())
+            slices.append((item, slice(start, start + width)))
+            start += width
+        return slices
+
     def design(self, columns: Mapping[str, Any] | Any) -> np.ndarray:
         """The design matrix of a table (see the module docstring): ``design(X) @
         design_coef() + intercept == predict(X)``."""
@@ -305,15 +312,11 @@ class FoldedModel:
         for item in self.inputs:
             column = columns[item.name]
             if item.kind == NUMERIC:
-                values = np.asarray(column, dtype=np.float64)
-                missing = np.isnan(values)
-                if missing.any() and item.fill is None:
-                    raise MissingValueError(item.name, int(np.flatnonzero(missing)[0]))
-                blocks.append(
-                    np.where(missing, item.fill if item.fill is not None else 0.0, values)
-                )
+                values, missing = _filled(item, column)
+                blocks.append(values)
                 if item.indicator is not None:
-                    blocks.append(missing.astype(np.float64))
+                    none = np.zeros(len(values))
+                    blocks.append(none if missing is None else missing.astype(np.float64))
             else:
                 codes = item.codes(column)
                 one_hot = np.zeros((len(codes), len(item.categories) + 2))
@@ -328,23 +331,20 @@ class FoldedModel:
             raise ValueError(
                 f"{coef.size} design parameters for {len(self.design_names())} columns"
             )
-        inputs, start = [], 0
-        for item in self.inputs:
-            width = len(item.design_names())
-            inputs.append(item.from_design(coef[start : start + width]))
-            start += width
-        return replace(self, intercept=float(intercept), inputs=tuple(inputs))
+        inputs = tuple(item.from_design(coef[columns]) for item, columns in self.design_slices())
+        return replace(self, intercept=float(intercept), inputs=inputs)
 
-    def centred(self, frequencies: Mapping[str, np.ndarray]) -> FoldedModel:
+    def centred(self, counts: np.ndarray) -> FoldedModel:
         """The same function with each categorical table (missing and unknown entries too)
-        shifted by its mean under ``frequencies`` (name → weights of categories then missing),
-        the shifts moved into the intercept: smaller entries for the same predictions."""
+        shifted by its mean weighted by ``counts`` (per design column, the rows where it is
+        1: the design's column sums), the shifts moved into the intercept: smaller entries for
+        the same predictions."""
+        counts = np.asarray(counts, dtype=np.float64)
         inputs, intercept = [], self.intercept
-        for item in self.inputs:
-            if item.kind == CATEGORICAL and item.name in frequencies:
-                weights = np.asarray(frequencies[item.name], dtype=np.float64)
-                entries = np.append(item.table, item.missing)
-                shift = float(weights @ entries / weights.sum()) if weights.sum() > 0 else 0.0
+        for item, columns in self.design_slices():
+            weights = counts[columns]
+            if item.kind == CATEGORICAL and weights.sum() > 0:
+                shift = float(weights @ item.design_coef() / weights.sum())
                 item = replace(
                     item,
                     table=item.table - shift,
@@ -390,6 +390,24 @@ class FoldedModel:
         if model.to_dict() != data:
             raise ValueError("the document is not in canonical form")
         return model
+
+
+def _filled(item: NumericInput, column: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """A numeric input's values with missing ones filled, and where they were missing (None:
+    nowhere).
+
+    Raises
+    ------
+    MissingValueError
+        A missing value, and the input has no fill.
+    """
+    values = np.asarray(column, dtype=np.float64)
+    missing = np.isnan(values)
+    if not missing.any():
+        return values, None
+    if item.fill is None:
+        raise MissingValueError(item.name, int(np.flatnonzero(missing)[0]))
+    return np.where(missing, item.fill, values), missing
 
 
 def _input_to_dict(item: Input) -> dict[str, Any]:

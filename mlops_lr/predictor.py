@@ -19,7 +19,7 @@ import numpy as np
 from mlops_lr import artifacts
 from mlops_lr.artifacts import FOLDED_FILE, METRICS_FILE, MODEL_FILE, QUANTIZED_MODEL, SAMPLES_FILE
 from mlops_lr.exceptions import ArtifactError, DataError
-from mlops_lr.folded import NUMERIC, FoldedModel
+from mlops_lr.folded import FoldedModel
 
 FLOAT_MODEL = "float"
 QUANTIZED_DIR = "quantized"
@@ -148,10 +148,8 @@ def sample_predictions(artifacts_dir: str | Path, predictor: LinearPredictor) ->
     if tuple(samples["feature_names"]) != predictor.feature_names:
         raise ArtifactError(f"{SAMPLES_FILE} has other features than the model")
     rows = samples["X"]
+    # JSON null is a missing value: numpy reads it as NaN in a numeric input.
     columns = {name: [row[j] for row in rows] for j, name in enumerate(predictor.feature_names)}
-    for item in predictor.folded.inputs:
-        if item.kind == NUMERIC:  # JSON null is a missing number
-            columns[item.name] = [np.nan if v is None else v for v in columns[item.name]]
     return predictor.predict_table(columns)
 
 

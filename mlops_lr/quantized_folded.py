@@ -31,6 +31,7 @@ from mlops_lr.folded import (
     FoldedModel,
     NumericInput,
 )
+from mlops_lr.folded import FORMAT as FOLDED_FORMAT
 from mlops_lr.quantize import (
     CalibrationMoments,
     QuantizationSpec,
@@ -88,7 +89,7 @@ class QuantizedFoldedModel:
         if not isinstance(data["inputs"], list) or not data["inputs"]:
             raise ValueError("inputs must be a non-empty list")
         skeleton = {
-            "format": "mlops-lr/folded-linear/1",
+            "format": FOLDED_FORMAT,
             "target": data["target"],
             "intercept": 0.0,
             "inputs": [_layout_from_dict(item, i) for i, item in enumerate(data["inputs"])],
@@ -108,16 +109,10 @@ class QuantizedFoldedModel:
 def calibrate(folded: FoldedModel, train: Any) -> tuple[FoldedModel, CalibrationMoments]:
     """``folded`` with its tables centred on the training rows ``train`` (a table, column by
     column, as :meth:`FoldedModel.predict` takes it), and the moments of its design there:
-    what :func:`quantize_folded` rounds against."""
-    frequencies = {
-        item.name: np.bincount(item.codes(train[item.name]), minlength=len(item.categories) + 2)[
-            : len(item.categories) + 1
-        ]
-        for item in folded.inputs
-        if item.kind == CATEGORICAL
-    }
-    centred = folded.centred(frequencies)
-    return centred, CalibrationMoments.from_data(centred.design(train))
+    what :func:`quantize_folded` rounds against. Centring changes no design column, so one
+    pass over ``train`` gives both (a one-hot column's sum counts its rows)."""
+    design = folded.design(train)
+    return folded.centred(design.sum(axis=0)), CalibrationMoments.from_data(design)
 
 
 def quantize_folded(
@@ -153,18 +148,14 @@ def _follow_table_shifts(
     entries no training row uses must move by δ too, or unseen and missing categories drift
     by δ (measured: 1.5 % of the target's deviation at 16 bits on diamonds)."""
     change = linear.coef() - coef
-    indices, targets, start = [], [], 0
-    for item in folded.inputs:
-        width = len(item.design_names())
-        if item.kind == CATEGORICAL:
-            block = np.arange(start, start + width)
-            weights = moments.mean[block]  # a one-hot column's mean: its share of the rows
-            if weights.sum() > 0:
-                shift = float(weights @ change[block] / weights.sum())
-                free = block[weights == 0]
-                indices.extend(free)
-                targets.extend(coef[free] + shift)
-        start += width
+    indices, targets = [], []
+    for item, columns in folded.design_slices():
+        weights = moments.mean[columns]  # a one-hot column's mean: its share of the rows
+        if item.kind == CATEGORICAL and weights.sum() > 0:
+            shift = float(weights @ change[columns] / weights.sum())
+            free = np.arange(columns.start, columns.stop)[weights == 0]
+            indices.extend(free)
+            targets.extend(coef[free] + shift)
     if not indices:
         return linear
     return round_to_grid(linear, np.asarray(indices), np.asarray(targets))

@@ -57,8 +57,11 @@ def run(config: Config) -> dict[str, Any]:
         evaluated = _in_memory(config, spec)
     else:
         evaluated = _streamed(config, spec)
-    quantized, reference = evaluated.quantized, evaluated.reference
-    dequantized = quantized.dequantized()
+    quantized, reference, dequantized = (
+        evaluated.quantized,
+        evaluated.reference,
+        evaluated.dequantized,
+    )
     source_manifest = evaluated.manifest
 
     model_bytes = artifacts.json_bytes(quantized.to_dict())
@@ -111,11 +114,12 @@ def run(config: Config) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _Evaluated:
-    """A quantized model with what its report needs: the float model it was made from (tables
-    centred, as quantized), the calibration moments, both models' test scores, their
-    prediction differences and the first test rows' targets and predictions."""
+    """A quantized model with what its report needs: its dequantized form, the float model it
+    was made from (tables centred, as quantized), the calibration moments, both models' test
+    scores, their prediction differences and the first test rows' targets and predictions."""
 
     quantized: QuantizedFoldedModel
+    dequantized: FoldedModel
     reference: FoldedModel
     moments: CalibrationMoments
     float_scores: dict[str, float]
@@ -137,11 +141,13 @@ def _in_memory(config: Config, spec: QuantizationSpec) -> _Evaluated:
     _say_trained(reason)
     reference, moments = calibrate(folded, split.train)
     quantized = _quantize(config, reference, spec, moments)
+    dequantized = quantized.dequantized()
     pred_float = folded.predict(split.test)
-    pred_quant = quantized.dequantized().predict(split.test)
+    pred_quant = dequantized.predict(split.test)
     n = training.N_SAMPLES
     return _Evaluated(
         quantized,
+        dequantized,
         reference,
         moments,
         regression_metrics(split.y_test, pred_float),
@@ -182,6 +188,7 @@ def _streamed(config: Config, spec: QuantizationSpec) -> _Evaluated:
     n_test = comparison.reference.n
     return _Evaluated(
         quantized,
+        dequantized,
         folded,
         moments,
         comparison.reference.metrics(),
