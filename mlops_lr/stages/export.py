@@ -21,7 +21,7 @@ from mlops_lr.exceptions import ArtifactError, ConfigError, DataError
 from mlops_lr.fixed_point import INT64_MAX, plan_fixed_point
 from mlops_lr.metrics import regression_metrics
 from mlops_lr.predictor import FLOAT_MODEL, LinearPredictor, load_predictor, quantized_model_dir
-from mlops_lr.quantize import QuantizedLinearModel
+from mlops_lr.quantized_folded import QuantizedFoldedModel
 
 EXPORT_DIR = "export"
 REPORT_FILE = "export.json"
@@ -41,15 +41,10 @@ def run(config: Config) -> dict[str, Any]:
     tag = settings.model or config.quantization.resolved_tag
     artifacts_dir = Path(config.paths.artifacts_dir)
     predictor = load_predictor(artifacts_dir, tag, config.paths.quantized_dir)
-    if not predictor.folded.is_plain:
-        raise ConfigError(
-            f"{tag} has categorical inputs or missing-value rules (preprocess="
-            f"{config.preprocess.name}): export takes models of plain numeric inputs for now"
-        )
     model_dir, quantized = artifacts_dir, None
     if tag != FLOAT_MODEL:
         model_dir = quantized_model_dir(artifacts_dir, tag, config.paths.quantized_dir)
-        quantized = artifacts.load_quantized(model_dir).linear
+        quantized = artifacts.load_quantized(model_dir)
     elif settings.format == "c":
         raise ConfigError(
             "export.format=c needs a quantized model (integer codes), not export.model=float: "
@@ -93,7 +88,7 @@ def run(config: Config) -> dict[str, Any]:
 
 
 def _onnx(
-    predictor: LinearPredictor, quantized: QuantizedLinearModel | None, split: Split
+    predictor: LinearPredictor, quantized: QuantizedFoldedModel | None, split: Split
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
     """Both ONNX variants, each run in ONNX Runtime on the test split and compared with the
     Python model on the same inputs."""
@@ -121,7 +116,7 @@ def _onnx(
                 predictor.coef, predictor.intercept, dtype, metadata, center
             )
         else:
-            graph = export_onnx.quantized_graph(quantized, dtype, metadata, center)
+            graph = export_onnx.quantized_graph(quantized.linear, dtype, metadata, center)
         data = graph.SerializeToString()
         session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
         X = split.X_test.astype(dtype)
@@ -156,13 +151,13 @@ def _onnx(
 
 
 def _c(
-    predictor: LinearPredictor, quantized: QuantizedLinearModel, split: Split
+    predictor: LinearPredictor, quantized: QuantizedFoldedModel, split: Split
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
     """The integer-only header and the example program, with the overflow proof."""
     from mlops_lr.export_c import c_identifier, constant_bytes, render_header, render_main
 
     try:
-        plan = plan_fixed_point(quantized, np.abs(split.X_train).max(axis=0))
+        plan = plan_fixed_point(quantized.linear, np.abs(split.X_train).max(axis=0))
     except ValueError as error:
         raise ArtifactError(f"{predictor.name} cannot be exported as integer C: {error}") from None
     prefix = c_identifier(predictor.name)
