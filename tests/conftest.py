@@ -12,6 +12,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -41,6 +43,9 @@ CALIFORNIA_FEATURES = (
 )
 
 CONFIG_DIR = REPO_ROOT / "conf"
+# palmerpenguins: text categories (species, island, sex) and NA cells, target body mass.
+PENGUINS_TARGET = "body_mass_g"
+PENGUINS_CATEGORICAL = ("species", "island", "sex")
 
 # `export SCIKIT_LEARN_DATA=../shared/data/scikit_learn_data` is relative to where pytest starts;
 # the CLI subprocesses of the tests run elsewhere (their tmp_path), so make it absolute once.
@@ -201,3 +206,68 @@ def assert_one_line_error(
     assert lines[0].startswith("error: ")
     assert expected in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.fixture(scope="session")
+def penguins_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """palmerpenguins' table as a CSV (NA cells as the package writes them)."""
+    import palmerpenguins
+
+    path = tmp_path_factory.mktemp("penguins") / "penguins.csv"
+    palmerpenguins.load_penguins().to_csv(path, index=False)
+    return path
+
+
+def penguin_overrides(path: Path, *more: str) -> tuple[str, ...]:
+    """The CLI overrides that train on the penguins CSV at ``path`` with preprocessing."""
+    return (
+        "dataset=csv",
+        f"dataset.path={path}",
+        f"dataset.target={PENGUINS_TARGET}",
+        "dataset.missing_target=drop",
+        "preprocess=standard",
+        *more,
+    )
+
+
+def mixed_table(n_rows: int, seed: int = 0, late_category: bool = False) -> pd.DataFrame:
+    """A synthetic table with what real ones have: numeric columns with missing values, one
+    far from zero (offset 1e6), an integer count, three text columns (12 skewed levels with
+    rare ones and missing cells, 3 levels, 30 levels) and a target ``y`` linear in all of
+    them plus noise. ``late_category``: the colour ``"late"`` appears in the last tenth of
+    the rows only (a category a stream meets in its last batches)."""
+    rng = np.random.default_rng(seed)
+    colours = np.array([f"c{i:02d}" for i in range(12)])
+    shares = np.geomspace(1.0, 0.01, len(colours))
+    colour = rng.choice(colours, n_rows, p=shares / shares.sum()).astype(object)
+    colour[rng.random(n_rows) < 0.05] = None
+    if late_category:
+        tail = np.arange(n_rows) >= n_rows - n_rows // 10
+        colour[tail & (rng.random(n_rows) < 0.2)] = "late"
+    grade = rng.choice(np.array(["A", "B", "C"], dtype=object), n_rows)
+    region = rng.choice(np.array([f"r{i:02d}" for i in range(30)], dtype=object), n_rows)
+    size = rng.normal(50.0, 10.0, n_rows)
+    size[rng.random(n_rows) < 0.1] = np.nan
+    offset = 1e6 + rng.normal(0.0, 1.0, n_rows)
+    count = rng.integers(0, 21, n_rows).astype(np.float64)
+    effect = {c: rng.normal(0.0, 3.0) for c in [*colours, "late"]}
+    y = (
+        0.7 * np.nan_to_num(size, nan=45.0)
+        + 4.0 * (offset - 1e6)
+        - 0.3 * count
+        + np.array([effect.get(c, -2.0) for c in colour])
+        + pd.Series(grade).map({"A": 1.0, "B": 0.0, "C": -1.5}).to_numpy()
+        + np.array([int(r[1:]) / 10 for r in region])
+        + rng.normal(0.0, 1.0, n_rows)
+    )
+    return pd.DataFrame(
+        {
+            "size": size,
+            "offset": offset,
+            "count": count,
+            "colour": colour,
+            "grade": grade,
+            "region": region,
+            "y": y,
+        }
+    )

@@ -9,7 +9,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import palmerpenguins
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -29,9 +28,9 @@ from mlops_lr.preprocess import build_model, fold
 from mlops_lr.quantize import default_spec
 from mlops_lr.quantized_folded import QuantizedFoldedModel, calibrate, quantize_folded
 from mlops_lr.serve import create_app
-from tests.conftest import assert_one_line_error
+from tests.conftest import PENGUINS_TARGET as TARGET
+from tests.conftest import assert_one_line_error, penguin_overrides
 
-TARGET = "body_mass_g"
 CATEGORICAL = ["species", "island", "sex"]
 NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "year"]
 MODELS = {
@@ -40,25 +39,6 @@ MODELS = {
     "lasso": (Lasso, {"alpha": 1.0}),
     "elastic_net": (ElasticNet, {"alpha": 1.0, "l1_ratio": 0.5}),
 }
-
-
-@pytest.fixture(scope="module")
-def penguins_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """palmerpenguins' table as a CSV (NA cells as the package writes them)."""
-    path = tmp_path_factory.mktemp("penguins") / "penguins.csv"
-    palmerpenguins.load_penguins().to_csv(path, index=False)
-    return path
-
-
-def penguin_overrides(path: Path, *more: str) -> tuple[str, ...]:
-    return (
-        "dataset=csv",
-        f"dataset.path={path}",
-        f"dataset.target={TARGET}",
-        "dataset.missing_target=drop",
-        "preprocess=standard",
-        *more,
-    )
 
 
 def independent_pipeline(model: str) -> Pipeline:
