@@ -862,6 +862,10 @@ class _Solution:
     objective: float
 
 
+# Relative objective difference below which two solutions tie (see _better).
+_TIE = 1e-12
+
+
 def _solve_on_grid(
     coef: np.ndarray,
     grid: _Grid,
@@ -899,9 +903,17 @@ def _best_of(
     """Lowest-objective solution over ``grids`` (ties keep the earlier one)."""
     for grid in grids:
         found = _solve_on_grid(coef, grid, hessian, spec, best.objective if best else math.inf)
-        if found is not None and (best is None or found.objective < best.objective):
+        if found is not None and (best is None or _better(found, best)):
             best = found
     return best
+
+
+def _better(found: _Solution, best: _Solution) -> bool:
+    """``found`` beats ``best`` by more than rounding: objectives within 1e-12 of each other
+    are a tie, which keeps ``best``. The searches are greedy, so without this margin a
+    last-bit difference in the calibration moments (batches merged in another order) could
+    send them down another path."""
+    return found.objective < best.objective * (1.0 - _TIE)
 
 
 def _refine_exponents(
@@ -922,7 +934,7 @@ def _refine_exponents(
                     continue
                 grid = replace(best.grid, exponents=exponents.astype(np.int8))
                 found = _solve_on_grid(coef, grid, hessian, spec, best.objective)
-                if found is not None and found.objective < best.objective:
+                if found is not None and _better(found, best):
                     best, improved = found, True
     return best
 
