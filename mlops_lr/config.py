@@ -295,6 +295,13 @@ class DaskEngineConfig(EngineConfig):
 
 
 _LINEAR_REGRESSION = "sklearn.linear_model.LinearRegression"
+# The estimators the streaming engines fit from statistics (mlops_lr.statistics_fit).
+_STREAMED_MODELS = (
+    _LINEAR_REGRESSION,
+    "sklearn.linear_model.Ridge",
+    "sklearn.linear_model.Lasso",
+    "sklearn.linear_model.ElasticNet",
+)
 
 
 @dataclass
@@ -655,47 +662,39 @@ class Config:
                 f"hash with {engine} (a stream cannot be shuffled)",
             )
             _check(
-                not getattr(self.model, "positive", False)
-                and self.model.fit_intercept
-                and self.model._target_ == _LINEAR_REGRESSION,
+                not getattr(self.model, "positive", False) and self.model.fit_intercept,
                 "model",
                 self.model._target_
                 + (" with positive=true" if getattr(self.model, "positive", False) else "")
                 + ("" if self.model.fit_intercept else " with fit_intercept=false"),
-                f"LinearRegression with an intercept and without positive=true with {engine} "
-                "(its statistics are centred)",
+                f"a model with an intercept and without positive=true with {engine} "
+                "(its statistics are centred; positive weights need the rows)",
             )
             _check(
-                self.preprocess.name == "none",
-                "preprocess",
-                self.preprocess.name,
-                f"none with {engine} (imputation, scaling and one-hot encoding fit in memory)",
+                self.model._target_ in _STREAMED_MODELS,
+                "model._target_",
+                self.model._target_,
+                f"one of {', '.join(_STREAMED_MODELS)} with {engine}",
             )
+            if isinstance(self.preprocess, StandardPreprocessConfig):
+                _check(
+                    self.preprocess.impute != "median",
+                    "preprocess.impute",
+                    self.preprocess.impute,
+                    f"mean or constant with {engine} (a median needs every value at once)",
+                )
+                _check(
+                    self.preprocess.scale != "robust",
+                    "preprocess.scale",
+                    self.preprocess.scale,
+                    f"standard or none with {engine} (robust scaling needs quantiles)",
+                )
             _check(
                 self.stage in ("train", "quantize"),
                 "stage",
                 self.stage,
                 f"train or quantize with {engine} (the other stages read models, not data)",
             )
-            if isinstance(self.dataset, TableDatasetConfig):
-                _check(
-                    self.dataset.missing_target == "error",
-                    "dataset.missing_target",
-                    self.dataset.missing_target,
-                    f"error with {engine} (dropping rows is in memory only)",
-                )
-                _check(
-                    self.dataset.categorical == "auto",
-                    "dataset.categorical",
-                    self.dataset.categorical,
-                    f"auto with {engine} (its readers take numeric columns only)",
-                )
-                _check(
-                    tuple(self.dataset.na_values) == DEFAULT_NA_VALUES,
-                    "dataset.na_values",
-                    list(self.dataset.na_values),
-                    f"the default with {engine} (its readers use their own markers)",
-                )
 
 
 # Stored under schema/<group>/ so they do not show up as options of the groups themselves;

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -227,7 +228,7 @@ def load_table(
     if isinstance(categorical, str):  # "auto": decided on all files, so every part agrees
         present = [f for f in features if all(f in part.columns for _, part, _ in raw)]
         whole = pd.concat([part[present] for _, part, _ in raw], ignore_index=True)
-        listed = tuple(name for name in present if _looks_categorical(whole[name]))
+        listed = tuple(name for name in present if looks_categorical(whole[name]))
         # A CSV category pandas parsed as something else ("true" as a bool, "07" as 7) is
         # read again as the text prediction reads.
         raw = [
@@ -357,7 +358,7 @@ def _read_file(
     return frame.set_axis([str(column) for column in frame.columns], axis=1), first_line
 
 
-def _looks_categorical(column: pd.Series) -> bool:
+def looks_categorical(column: pd.Series) -> bool:
     """A column of categories: not numeric, and fewer than half of its values parse as
     numbers (more is a numeric column with bad cells, which must be an error, not a
     category)."""
@@ -573,8 +574,16 @@ def hash_test_rows(
     rows land on the same side). ``X`` is a matrix or a feature table: a categorical cell
     counts by a 64-bit hash of its text, a missing number as one NaN.
     """
+    return hash_words_test_rows(_row_words(X), y, test_size, random_state)
+
+
+def hash_words_test_rows(
+    words: np.ndarray, y: np.ndarray, test_size: float, random_state: int
+) -> np.ndarray:
+    """:func:`hash_test_rows` of rows given as their features' 64-bit words (``n × p``
+    uint64: :func:`numeric_words` and :func:`text_words` column by column)."""
     with np.errstate(over="ignore"):
-        words = np.column_stack([_row_words(X), _numeric_words(np.asarray(y, np.float64))])
+        words = np.column_stack([words, numeric_words(np.asarray(y, np.float64))])
         # One multiply-add per value (distinct odd keys per column, mixed with the seed),
         # then SplitMix64's finaliser spreads every bit over the whole hash.
         keys = _mix(np.arange(1, words.shape[1] + 1, dtype=np.uint64) + np.uint64(random_state))
@@ -582,7 +591,16 @@ def hash_test_rows(
     return (state >> np.uint64(11)).astype(np.float64) * 2.0**-53 < test_size
 
 
-def _numeric_words(values: np.ndarray) -> np.ndarray:
+def text_words(texts: Any) -> np.ndarray:
+    """The words a categorical column hashes to: pandas' 64-bit hash of each text (None for
+    missing). A :class:`pandas.Categorical` hashes its categories once."""
+    if isinstance(texts, pd.Categorical):
+        distinct = text_words(np.asarray(texts.categories, dtype=object))
+        return np.append(distinct, text_words(np.array([None], dtype=object)))[texts.codes]
+    return pd.util.hash_array(np.asarray(texts, dtype=object))
+
+
+def numeric_words(values: np.ndarray) -> np.ndarray:
     """Float64 values as the 64-bit words the hash mixes: -0.0 as 0.0, every NaN alike."""
     values = np.where(np.isnan(values), np.nan, values + 0.0)
     return values.view(np.uint64)
@@ -590,11 +608,11 @@ def _numeric_words(values: np.ndarray) -> np.ndarray:
 
 def _row_words(X: np.ndarray | pd.DataFrame) -> np.ndarray:
     if not isinstance(X, pd.DataFrame):
-        return _numeric_words(np.asarray(X, np.float64))
+        return numeric_words(np.asarray(X, np.float64))
     columns = [
-        _numeric_words(X[name].to_numpy(dtype=np.float64))
+        numeric_words(X[name].to_numpy(dtype=np.float64))
         if pd.api.types.is_numeric_dtype(X[name])
-        else pd.util.hash_array(X[name].to_numpy(dtype=object, na_value=None))
+        else text_words(X[name].to_numpy(dtype=object, na_value=None))
         for name in X.columns
     ]
     return np.column_stack(columns).astype(np.uint64)

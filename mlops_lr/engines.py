@@ -1,11 +1,15 @@
 """Out-of-core training: the ``stream`` and ``dask`` engines.
 
-Both run the same two functions on every batch (``stream``: batches of the files read in this
+Both run the same functions on every batch (``stream``: batches of the files read in this
 process, a few at a time on threads; ``dask``: the partitions of a Dask DataFrame on a
 cluster) and merge the results as a balanced tree:
 
-1. :func:`batch_statistics`: the sufficient statistics of the batch's training rows;
-2. :func:`batch_evaluation`: with the fitted model, exact error sums of its training and test
+1. :func:`batch_summary` (with preprocessing only): what the imputer, scaler and encoders
+   learn from the batch's training rows (:class:`~mlops_lr.sufficient.ColumnSummary`);
+2. :func:`batch_design_statistics`: the sufficient statistics of the batch's training rows
+   over the folded model's design (one-hot blocks from per-category sums, never spelled
+   out);
+3. :func:`batch_evaluation`: with the fitted model, exact error sums of its training and test
    rows and its first test rows (the sample predictions saved with the model).
 
 Rows are split by :func:`mlops_lr.data.hash_test_rows`, so every engine (``memory`` included,
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
+import pandas as pd
 
 from mlops_lr.config import (
     Config,
@@ -32,10 +37,11 @@ from mlops_lr.config import (
     StreamEngineConfig,
     TableDatasetConfig,
 )
-from mlops_lr.data import hash_test_rows, load_dataset
+from mlops_lr.data import hash_words_test_rows, load_dataset
 from mlops_lr.exceptions import ConfigError, DataError
-from mlops_lr.sources import Batch, FileSource, MemorySource, file_source
-from mlops_lr.sufficient import ErrorStats, LinearStats, merge_all
+from mlops_lr.folded import FoldedModel, MissingValueError
+from mlops_lr.sources import Batch, FileSource, MemorySource, file_source, frame_batch
+from mlops_lr.sufficient import ColumnSummary, ErrorStats, LinearStats, merge_all
 
 Result = TypeVar("Result")
 
@@ -47,8 +53,8 @@ class SplitRule:
     test_size: float
     random_state: int
 
-    def test_rows(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return hash_test_rows(X, y, self.test_size, self.random_state)
+    def test_rows(self, batch: Batch) -> np.ndarray:
+        return hash_words_test_rows(batch.words(), batch.y, self.test_size, self.random_state)
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ class Evaluation:
 
     train: ErrorStats
     test: ErrorStats
-    samples_X: np.ndarray
+    samples: pd.DataFrame
     samples_y: np.ndarray
     n_samples: int
 
@@ -80,7 +86,7 @@ class Comparison:
     candidate: ErrorStats
     sum_abs_difference: float
     max_abs_difference: float
-    samples_X: np.ndarray
+    samples: pd.DataFrame
     samples_y: np.ndarray
     n_samples: int
 
@@ -95,65 +101,75 @@ class Comparison:
         )
 
 
-def _first_rows(first: Any, second: Any) -> tuple[np.ndarray, np.ndarray]:
+def _first_rows(first: Any, second: Any) -> tuple[pd.DataFrame, np.ndarray]:
     """The first ``n_samples`` of ``first``'s then ``second``'s sample rows."""
     n = first.n_samples
+    if len(first.samples_y) >= n:
+        return first.samples, first.samples_y
     return (
-        np.concatenate([first.samples_X, second.samples_X])[:n],
+        pd.concat([first.samples, second.samples], ignore_index=True).head(n),
         np.concatenate([first.samples_y, second.samples_y])[:n],
     )
 
 
-def batch_statistics(
-    X: np.ndarray, y: np.ndarray, rule: SplitRule, shift: tuple[np.ndarray, float]
+def batch_summary(batch: Batch, rule: SplitRule) -> ColumnSummary:
+    """What preprocessing learns from the training rows of one batch."""
+    return ColumnSummary.from_batch(batch.X, batch.text, ~rule.test_rows(batch))
+
+
+def batch_design_statistics(
+    batch: Batch, rule: SplitRule, layout: FoldedModel, shift: tuple[np.ndarray, float]
 ) -> LinearStats:
-    """The sufficient statistics of the training rows of one batch."""
-    train = ~rule.test_rows(X, y)
-    return LinearStats.from_batch(X[train], y[train], *shift)
+    """The sufficient statistics of the training rows of one batch over ``layout``'s
+    design."""
+    train = batch.rows(~rule.test_rows(batch))
+    if layout.is_plain:  # the design is the feature matrix
+        return LinearStats.from_batch(train.X, train.y, *shift)
+    return LinearStats.from_design(layout.design_parts(train.columns()), train.y, *shift)
 
 
 def batch_evaluation(
-    X: np.ndarray,
-    y: np.ndarray,
-    rule: SplitRule,
-    coef: np.ndarray,
-    intercept: float,
-    n_samples: int,
+    batch: Batch, rule: SplitRule, model: FoldedModel, n_samples: int
 ) -> Evaluation:
     """Error sums of the model on one batch's training and test rows, and its test rows."""
-    test = rule.test_rows(X, y)
-    predictions = X @ coef + intercept
+    test = rule.test_rows(batch)
+    predictions = predict_batch(model, batch)
     return Evaluation(
-        ErrorStats.from_batch(y[~test], predictions[~test]),
-        ErrorStats.from_batch(y[test], predictions[test]),
-        X[test][:n_samples],
-        y[test][:n_samples],
+        ErrorStats.from_batch(batch.y[~test], predictions[~test]),
+        ErrorStats.from_batch(batch.y[test], predictions[test]),
+        batch.rows(test).head(n_samples),
+        batch.y[test][:n_samples],
         n_samples,
     )
 
 
 def batch_comparison(
-    X: np.ndarray,
-    y: np.ndarray,
+    batch: Batch,
     rule: SplitRule,
-    reference: tuple[np.ndarray, float],
-    candidate: tuple[np.ndarray, float],
+    reference: FoldedModel,
+    candidate: FoldedModel,
     n_samples: int,
 ) -> Comparison:
-    """Two linear models ``(coef, intercept)`` on one batch's test rows."""
-    test = rule.test_rows(X, y)
-    X, y = X[test], y[test]
-    first, second = X @ reference[0] + reference[1], X @ candidate[0] + candidate[1]
+    """Two models on one batch's test rows."""
+    test = batch.rows(rule.test_rows(batch))
+    first, second = predict_batch(reference, test), predict_batch(candidate, test)
     difference = np.abs(second - first)
     return Comparison(
-        ErrorStats.from_batch(y, first),
-        ErrorStats.from_batch(y, second),
+        ErrorStats.from_batch(test.y, first),
+        ErrorStats.from_batch(test.y, second),
         float(difference.sum()),
         float(difference.max(initial=0.0)),
-        X[:n_samples],
-        y[:n_samples],
+        test.head(n_samples),
+        test.y[:n_samples],
         n_samples,
     )
+
+
+def predict_batch(model: FoldedModel, batch: Batch) -> np.ndarray:
+    """``model``'s predictions for a batch (numeric-only batches as one matrix)."""
+    if batch.categorical:
+        return model.predict(batch.columns())
+    return model.predict_matrix(batch.X)
 
 
 def make_source(config: Config) -> FileSource | MemorySource:
@@ -162,7 +178,17 @@ def make_source(config: Config) -> FileSource | MemorySource:
     dataset = config.dataset
     batch_rows = config.engine.batch_rows
     if isinstance(dataset, TableDatasetConfig):
-        return file_source(dataset.path, dataset.target, dataset.features, batch_rows, dataset.drop)
+        return file_source(
+            dataset.path,
+            dataset.target,
+            dataset.features,
+            batch_rows,
+            dataset.drop,
+            categorical=dataset.categorical,
+            allow_missing=config.preprocess.name != "none",
+            drop_missing_target=dataset.missing_target == "drop",
+            na_values=dataset.na_values,
+        )
     return MemorySource(load_dataset(dataset), batch_rows)
 
 
@@ -187,40 +213,36 @@ class StreamingFit:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def shift(self) -> tuple[np.ndarray, float]:
-        """The first row of the data: the point all statistics are measured from."""
+    def shift(self, layout: FoldedModel) -> tuple[np.ndarray, float]:
+        """The first row of the data over ``layout``'s design: the point all statistics are
+        measured from."""
         first = self.source.first_row()
         if first is None:
-            raise DataError(f"{_describe(self.source)}: no data rows")
-        return first[0].copy(), first[1]
+            raise DataError(f"{self.source.name}: no data rows")
+        return layout.design(first.columns())[0], float(first.y[0])
 
-    def statistics(self, rule: SplitRule) -> LinearStats:
-        shift = self.shift()
+    def summary(self, rule: SplitRule) -> ColumnSummary:
+        """What preprocessing learns from the training rows (a pass)."""
+        return self._run(lambda batch: batch_summary(batch, rule))
 
-        def compute(X: np.ndarray, y: np.ndarray) -> LinearStats:
-            return batch_statistics(X, y, rule, shift)
+    def design_statistics(self, rule: SplitRule, layout: FoldedModel) -> LinearStats:
+        """The training rows' sufficient statistics over ``layout``'s design (a pass)."""
+        shift = self.shift(layout)
+        return self._run(lambda batch: batch_design_statistics(batch, rule, layout, shift))
 
-        return self._run(compute)
-
-    def evaluate(
-        self, rule: SplitRule, coef: np.ndarray, intercept: float, n_samples: int
-    ) -> Evaluation:
-        def compute(X: np.ndarray, y: np.ndarray) -> Evaluation:
-            return batch_evaluation(X, y, rule, coef, intercept, n_samples)
-
-        return self._run(compute)
+    def evaluate(self, rule: SplitRule, model: FoldedModel, n_samples: int) -> Evaluation:
+        return self._run(lambda batch: batch_evaluation(batch, rule, model, n_samples))
 
     def compare(
         self,
         rule: SplitRule,
-        reference: tuple[np.ndarray, float],
-        candidate: tuple[np.ndarray, float],
+        reference: FoldedModel,
+        candidate: FoldedModel,
         n_samples: int,
     ) -> Comparison:
-        def compute(X: np.ndarray, y: np.ndarray) -> Comparison:
-            return batch_comparison(X, y, rule, reference, candidate, n_samples)
-
-        return self._run(compute)
+        return self._run(
+            lambda batch: batch_comparison(batch, rule, reference, candidate, n_samples)
+        )
 
 
 class _ThreadRunner:
@@ -245,7 +267,7 @@ def _ordered(
 ) -> Iterator[Result]:
     pending: collections.deque[Future[Result]] = collections.deque()
     for batch in batches:
-        pending.append(pool.submit(compute, batch.X, batch.y))
+        pending.append(pool.submit(_computed, compute, batch))
         if len(pending) >= window:
             yield pending.popleft().result()
     while pending:
@@ -303,12 +325,10 @@ class _DaskRunner(contextlib.AbstractContextManager):
     def __call__(self, compute: Callable[..., Result]) -> Result:
         from dask import delayed
 
-        names = list(self.source.feature_names)
-        target = self.source.target_name
         try:
             frame = self._frame()
             level = [
-                delayed(_on_partition)(part, names, target, compute) for part in frame.to_delayed()
+                delayed(_on_partition)(part, self.source, compute) for part in frame.to_delayed()
             ]
             while len(level) > 1:
                 level = [
@@ -321,7 +341,7 @@ class _DaskRunner(contextlib.AbstractContextManager):
         except Exception as error:  # pyarrow, pandas and I/O errors raised on the workers
             lines = str(error).strip().splitlines()
             raise DataError(
-                f"{_describe(self.source)}: cannot be read: {lines[0] if lines else error!r}"
+                f"{self.source.name}: cannot be read: {lines[0] if lines else error!r}"
             ) from None
 
     def _frame(self):  # type: ignore[no-untyped-def]
@@ -344,28 +364,30 @@ class _DaskRunner(contextlib.AbstractContextManager):
         # header is an error rather than silently cut.
         frame = dd.read_csv(
             files,
-            dtype=dict.fromkeys(columns, "float64"),
+            dtype={
+                **dict.fromkeys([*source.numeric_names, source.target], "float64"),
+                **dict.fromkeys(source.categorical, "str"),
+            },
+            na_values=list(source.na_values),
+            keep_default_na=False,
             blocksize=max(1 << 16, source.batch_rows * 100),
         )
         return frame[columns]
 
 
-def _on_partition(frame, names: list[str], target: str, compute: Callable[..., Result]) -> Result:  # type: ignore[no-untyped-def]
-    X = np.ascontiguousarray(frame[names].to_numpy(dtype=np.float64))
-    y = frame[target].to_numpy(dtype=np.float64)
-    finite = np.isfinite(X).all(axis=1) & np.isfinite(y)
-    if not finite.all():
-        raise DataError(
-            f"{int((~finite).sum())} row(s) with a missing or infinite value in a partition"
-        )
-    return compute(X, y)
+def _on_partition(
+    frame, source: FileSource | MemorySource, compute: Callable[..., Result]
+) -> Result:  # type: ignore[no-untyped-def]
+    return _computed(compute, frame_batch(frame, source, source.name))
 
 
 def _merge_pair(left: Result, right: Result) -> Result:
     return left.merge(right)
 
 
-def _describe(source: FileSource | MemorySource) -> str:
-    if isinstance(source, FileSource):
-        return str(source.paths[0].parent if len(source.paths) > 1 else source.paths[0])
-    return source.dataset.name
+def _computed(compute: Callable[[Batch], Result], batch: Batch) -> Result:
+    """``compute(batch)``; a missing value the model has no fill for is a data error."""
+    try:
+        return compute(batch)
+    except MissingValueError as error:
+        raise DataError(f"batch from row {batch.first_row + error.row + 1}: {error}") from None

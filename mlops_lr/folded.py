@@ -171,6 +171,18 @@ class CategoricalInput:
 Input = NumericInput | CategoricalInput
 
 
+@dataclass(frozen=True)
+class DesignParts:
+    """A table's design (see :class:`FoldedModel`) in parts: the ``dense`` columns (numeric
+    values, filled, and missing indicators) at the design positions ``dense_columns``, and
+    per categorical input its one-hot block as ``(codes, first column, width)``: row ``i``
+    has a 1 in column ``first + codes[i]``."""
+
+    dense: np.ndarray
+    dense_columns: np.ndarray
+    blocks: tuple[tuple[np.ndarray, int, int], ...]
+
+
 class MissingValueError(ValueError):
     """A numeric input without a fill has a missing value (``column``, row ``row``)."""
 
@@ -308,21 +320,33 @@ class FoldedModel:
     def design(self, columns: Mapping[str, Any] | Any) -> np.ndarray:
         """The design matrix of a table (see the module docstring): ``design(X) @
         design_coef() + intercept == predict(X)``."""
-        blocks = []
-        for item in self.inputs:
+        parts = self.design_parts(columns)
+        design = np.zeros((len(parts.dense), len(self.design_names())))
+        design[:, parts.dense_columns] = parts.dense
+        for codes, start, _ in parts.blocks:
+            design[np.arange(len(codes)), start + codes] = 1.0
+        return design
+
+    def design_parts(self, columns: Mapping[str, Any] | Any) -> DesignParts:
+        """The design of a table without its one-hot blocks spelled out (see
+        :class:`DesignParts`): what streamed statistics are computed from."""
+        dense, dense_columns, blocks = [], [], []
+        for item, columns_of_item in self.design_slices():
             column = columns[item.name]
+            start = columns_of_item.start
             if item.kind == NUMERIC:
                 values, missing = _filled(item, column)
-                blocks.append(values)
+                dense.append(values)
+                dense_columns.append(start)
                 if item.indicator is not None:
                     none = np.zeros(len(values))
-                    blocks.append(none if missing is None else missing.astype(np.float64))
+                    dense.append(none if missing is None else missing.astype(np.float64))
+                    dense_columns.append(start + 1)
             else:
-                codes = item.codes(column)
-                one_hot = np.zeros((len(codes), len(item.categories) + 2))
-                one_hot[np.arange(len(codes)), codes] = 1.0
-                blocks.extend(one_hot.T)
-        return np.column_stack(blocks)
+                blocks.append((item.codes(column), start, len(item.categories) + 2))
+        rows = len(dense[0]) if dense else len(blocks[0][0])
+        matrix = np.column_stack(dense) if dense else np.empty((rows, 0))
+        return DesignParts(matrix, np.asarray(dense_columns, dtype=np.intp), tuple(blocks))
 
     def with_design(self, coef: Sequence[float], intercept: float) -> FoldedModel:
         """The same inputs with the parameters ``coef`` (over the design) and ``intercept``."""

@@ -59,13 +59,7 @@ def build_model(
         return estimator
     numeric = [name for name in features.columns if name not in categorical]
     for name in categorical:
-        count = int(features[name].nunique(dropna=True))
-        if count > settings.max_categories:
-            raise DataError(
-                f"column {name!r} has {count} distinct values, more than "
-                f"preprocess.max_categories={settings.max_categories}: drop it "
-                "(dataset.drop), raise the cap, or pool rare values (preprocess.min_frequency)"
-            )
+        check_cardinality(name, int(features[name].nunique(dropna=True)), settings)
     transformers = []
     if numeric:
         scaler = {"standard": StandardScaler(), "robust": RobustScaler(), "none": "passthrough"}
@@ -119,9 +113,9 @@ def fold(
     numeric = {}
     if NUMERIC_STEP in columns.named_transformers_:
         steps = columns.named_transformers_[NUMERIC_STEP]
-        names = list(_columns_of(columns, NUMERIC_STEP))
+        names = list(columns_of(columns, NUMERIC_STEP))
         fills = steps.named_steps["impute"].statistics_
-        centre, scale = _centre_and_scale(steps.named_steps["scale"], len(names))
+        centre, scale = centre_and_scale(steps.named_steps["scale"], len(names))
         weights = coef[slices[NUMERIC_STEP]] / scale
         intercept -= float(weights @ centre)
         indicators = dict.fromkeys(names)
@@ -139,11 +133,11 @@ def fold(
     return FoldedModel(intercept, inputs, target)
 
 
-def _columns_of(columns: ColumnTransformer, step: str) -> Sequence[str]:
+def columns_of(columns: ColumnTransformer, step: str) -> Sequence[str]:
     return next(cols for name, _, cols in columns.transformers_ if name == step)
 
 
-def _centre_and_scale(scaler: object, n: int) -> tuple[np.ndarray, np.ndarray]:
+def centre_and_scale(scaler: object, n: int) -> tuple[np.ndarray, np.ndarray]:
     """``z = (x - centre) / scale`` of a fitted scaler (identity for ``passthrough``)."""
     if isinstance(scaler, StandardScaler):
         return scaler.mean_, scaler.scale_
@@ -154,16 +148,39 @@ def _centre_and_scale(scaler: object, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _fold_encoder(encoder: OneHotEncoder, name: str, coef: np.ndarray) -> CategoricalInput:
     """Each category's contribution, as the fitted encoder encodes it."""
-    seen = list(encoder.categories_[0])
-    categories = [c for c in seen if not pd.isna(c)]
-    probes = pd.DataFrame({name: pd.Series([*categories, _UNSEEN, np.nan], dtype=object)})
-    with warnings.catch_warnings():  # "unknown categories ... encoded as all zeros": meant
-        warnings.simplefilter("ignore", UserWarning)
-        contributions = encoder.transform(probes) @ coef
+    categories, rows = encoded_levels(encoder, name)
+    contributions = rows @ coef
     return CategoricalInput(
         name=name,
-        categories=tuple(str(c) for c in categories),
+        categories=categories,
         table=np.asarray(contributions[: len(categories)], dtype=np.float64),
-        unknown=float(contributions[-2]),
-        missing=float(contributions[-1]),
+        missing=float(contributions[-2]),
+        unknown=float(contributions[-1]),
     )
+
+
+def encoded_levels(encoder: OneHotEncoder, name: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """The categories a fitted encoder knows (texts, missing left out) and its output for
+    each of them, then for a missing value, then for an unseen category: the rows of the
+    folded design's one-hot block in the encoder's output space."""
+    categories = tuple(str(c) for c in encoder.categories_[0] if not pd.isna(c))
+    probes = pd.DataFrame({name: pd.Series([*categories, np.nan, _UNSEEN], dtype=object)})
+    with warnings.catch_warnings():  # "unknown categories ... encoded as all zeros": meant
+        warnings.simplefilter("ignore", UserWarning)
+        return categories, np.asarray(encoder.transform(probes), dtype=np.float64)
+
+
+def check_cardinality(name: str, count: int, settings: StandardPreprocessConfig) -> None:
+    """One line when a categorical column has more distinct values than the cap.
+
+    Raises
+    ------
+    DataError
+        ``count`` exceeds ``settings.max_categories``.
+    """
+    if count > settings.max_categories:
+        raise DataError(
+            f"column {name!r} has {count} distinct values, more than "
+            f"preprocess.max_categories={settings.max_categories}: drop it "
+            "(dataset.drop), raise the cap, or pool rare values (preprocess.min_frequency)"
+        )

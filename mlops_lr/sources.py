@@ -1,45 +1,119 @@
-"""Tabular data of any size as a stream of batches: CSV or Parquet files (a file, a directory or
-a glob), read with pyarrow a batch at a time, or an in-memory dataset cut into batches.
-
-Every batch is validated where it is read (columns, numbers, finiteness), and the error names
-the file and the row, so a bad row late in a large file stops the run with one clear line.
-"""
-
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from mlops_lr.data import PARQUET_SUFFIXES, Dataset, choose_features, fingerprint, resolve_paths
+from mlops_lr.config import DEFAULT_NA_VALUES
+from mlops_lr.data import (
+    PARQUET_SUFFIXES,
+    PREPROCESS_HINT,
+    Dataset,
+    choose_features,
+    fingerprint,
+    looks_categorical,
+    numeric_words,
+    resolve_paths,
+    text_words,
+)
 from mlops_lr.exceptions import DataError
+from mlops_lr.folded import category_text
+
+# Rows of the first file read to decide which columns are categorical (dataset.categorical=auto).
+SNIFF_ROWS = 10_000
 
 
 @dataclass(frozen=True)
 class Batch:
-    """Rows ``X`` (float64, finite) and target ``y``; ``first_row`` is the 0-based index of
-    the first one in its file or dataset."""
+    """Rows of a table: the numeric features ``X`` (float64; NaN is missing, where the
+    source allows it), the categorical ones as :class:`pandas.Categorical` columns of text
+    (each distinct text once), the target ``y``; ``first_row`` is the 0-based index of the
+    first row in its file or dataset."""
 
     X: np.ndarray
+    text: tuple[pd.Categorical, ...]
     y: np.ndarray
     first_row: int
+    feature_names: tuple[str, ...]
+    categorical: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def columns(self) -> dict[str, Any]:
+        """The features by name, as :meth:`mlops_lr.folded.FoldedModel.predict` takes them."""
+        numeric = [name for name in self.feature_names if name not in self.categorical]
+        return {
+            **dict(zip(numeric, self.X.T, strict=True)),
+            **dict(zip(self.categorical, self.text, strict=True)),
+        }
+
+    def words(self) -> np.ndarray:
+        """The features' 64-bit words in feature order, as the hash split mixes them (the
+        same words :func:`mlops_lr.data.hash_test_rows` takes from the in-memory table)."""
+        if not self.categorical:
+            return numeric_words(self.X)
+        columns = self.columns()
+        return np.column_stack(
+            [
+                text_words(columns[name])
+                if name in self.categorical
+                else numeric_words(columns[name])
+                for name in self.feature_names
+            ]
+        )
+
+    def rows(self, mask: np.ndarray) -> Batch:
+        """The rows where ``mask`` is True."""
+        return Batch(
+            self.X[mask],
+            tuple(column[mask] for column in self.text),
+            self.y[mask],
+            self.first_row,
+            self.feature_names,
+            self.categorical,
+        )
+
+    def head(self, n: int) -> pd.DataFrame:
+        """The first ``n`` rows as a table (text, NaN for missing), in feature order."""
+        columns = self.columns()
+        return pd.DataFrame({name: columns[name][:n] for name in self.feature_names})
 
 
 @dataclass(frozen=True)
 class FileSource:
-    """CSV or Parquet files read in batches of ``batch_rows`` rows (CSV: about that many)."""
+    """CSV or Parquet files read in batches of ``batch_rows`` rows (CSV: about that many).
+
+    ``categorical`` features are read as text; ``allow_missing``: numeric features may be
+    missing (NaN), as preprocessing fills them; ``drop_missing_target``: rows without a
+    target are left out rather than an error."""
 
     paths: tuple[Path, ...]
     target: str
     feature_names: tuple[str, ...]
     batch_rows: int
+    categorical: tuple[str, ...] = ()
+    allow_missing: bool = False
+    drop_missing_target: bool = False
+    na_values: tuple[str, ...] = DEFAULT_NA_VALUES
 
     @property
     def target_name(self) -> str:
         return self.target
+
+    @property
+    def numeric_names(self) -> tuple[str, ...]:
+        return tuple(name for name in self.feature_names if name not in self.categorical)
+
+    @property
+    def name(self) -> str:
+        """The file, or the folder of the files, as messages name it."""
+        return str(self.paths[0].parent if len(self.paths) > 1 else self.paths[0])
 
     @property
     def is_parquet(self) -> bool:
@@ -47,20 +121,23 @@ class FileSource:
 
     def batches(self) -> Iterator[Batch]:
         for path in self.paths:
-            yield from read_file(path, self.target, self.feature_names, self.batch_rows)
+            yield from read_file(path, self)
 
-    def first_row(self) -> tuple[np.ndarray, float] | None:
-        """The first row of the first file (read alone), or None if there are no rows."""
+    def first_row(self) -> Batch | None:
+        """The first row of the data (read alone), or None if there are no rows."""
         for path in self.paths:
-            for batch in read_file(path, self.target, self.feature_names, 1):
-                if len(batch.y):
-                    return batch.X[0], float(batch.y[0])
+            for batch in read_file(path, self, batch_rows=1):
+                if len(batch):
+                    return batch
         return None
 
     def fingerprint(self) -> str:
         """SHA-256 of the file list with each file's size and modification time (reading
-        every byte would cost as much as the fit)."""
+        every byte would cost as much as the fit), and of the reading settings."""
         digest = hashlib.sha256("\x1f".join([*self.feature_names, self.target]).encode())
+        if self.categorical or self.allow_missing or self.drop_missing_target:
+            settings = [*self.categorical, str(self.allow_missing), str(self.drop_missing_target)]
+            digest.update("\x1e".join([*settings, *self.na_values]).encode())
         for path in self.paths:
             status = path.stat()
             digest.update(f"{path.resolve()}\x1f{status.st_size}\x1f{status.st_mtime_ns}".encode())
@@ -69,7 +146,7 @@ class FileSource:
 
 @dataclass(frozen=True)
 class MemorySource:
-    """An in-memory dataset, served in batches of ``batch_rows`` rows."""
+    """An in-memory dataset of numeric features, served in batches of ``batch_rows`` rows."""
 
     dataset: Dataset
     batch_rows: int
@@ -79,22 +156,38 @@ class MemorySource:
         return self.dataset.feature_names
 
     @property
+    def numeric_names(self) -> tuple[str, ...]:
+        return self.dataset.feature_names
+
+    @property
+    def categorical(self) -> tuple[str, ...]:
+        return ()
+
+    @property
     def target_name(self) -> str:
         return self.dataset.target_name
 
-    def first_row(self) -> tuple[np.ndarray, float] | None:
+    @property
+    def name(self) -> str:
+        return self.dataset.name
+
+    def first_row(self) -> Batch | None:
         if self.dataset.n_rows == 0:
             return None
-        return self.dataset.X[0], float(self.dataset.y[0])
+        return next(MemorySource(self.dataset, 1).batches())
 
     def batches(self) -> Iterator[Batch]:
         X, y = self.dataset.X, self.dataset.y
         for start in range(0, len(y), self.batch_rows):
             stop = start + self.batch_rows
-            yield Batch(X[start:stop], y[start:stop], start)
+            yield Batch(X[start:stop], (), y[start:stop], start, self.feature_names)
 
     def fingerprint(self) -> str:
         return fingerprint(self.dataset)
+
+    # Built-in datasets are complete and numeric.
+    allow_missing = False
+    drop_missing_target = False
 
 
 def file_source(
@@ -103,9 +196,15 @@ def file_source(
     features: Sequence[str] | None,
     batch_rows: int,
     drop: Sequence[str] = (),
+    categorical: str | Sequence[str] = "auto",
+    allow_missing: bool = False,
+    drop_missing_target: bool = False,
+    na_values: Sequence[str] = DEFAULT_NA_VALUES,
 ) -> FileSource:
     """The files ``spec`` names, with the features found in the first one (but ``drop``) when
-    not given."""
+    not given. ``categorical="auto"`` takes the features whose values in the first
+    :data:`SNIFF_ROWS` rows of the first file are mostly not numbers (the in-memory rule,
+    which sees every row)."""
     paths = resolve_paths(spec)
     columns = _columns(paths[0])
     if target not in columns:
@@ -115,7 +214,21 @@ def file_source(
         raise DataError(
             f"{paths[0]}: no feature columns besides the target {target!r} (and dataset.drop)"
         )
-    return FileSource(paths, target, tuple(features), batch_rows)
+    if isinstance(categorical, str):
+        categorical = _sniff_categorical(paths[0], features, tuple(na_values))
+    absent = [name for name in categorical if name not in features]
+    if absent:
+        raise DataError(f"{spec}: categorical column(s) {absent} are not features")
+    return FileSource(
+        paths,
+        target,
+        tuple(features),
+        batch_rows,
+        tuple(name for name in features if name in categorical),
+        allow_missing,
+        drop_missing_target,
+        tuple(na_values),
+    )
 
 
 def _columns(path: Path) -> list[str]:
@@ -131,75 +244,183 @@ def _columns(path: Path) -> list[str]:
         raise DataError(f"{path}: cannot be read: {_first_line(error)}") from None
 
 
-def read_file(
-    path: Path, target: str, feature_names: Sequence[str], batch_rows: int
-) -> Iterator[Batch]:
-    """The batches of one CSV or Parquet file, each validated.
+def _sniff_categorical(
+    path: Path, features: Sequence[str], na_values: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The features whose first values in ``path`` are mostly not numbers (text or
+    booleans)."""
+    import pyarrow as pa
+    from pyarrow import csv, parquet
+
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            batches = parquet.ParquetFile(path).iter_batches(SNIFF_ROWS, columns=list(features))
+            sample = next(batches, None)
+        else:
+            options = csv.ConvertOptions(
+                include_columns=list(features),
+                column_types=dict.fromkeys(features, pa.string()),
+                null_values=list(na_values),
+                strings_can_be_null=True,
+            )
+            with csv.open_csv(path, convert_options=options) as reader:
+                sample = next(iter(reader), None)
+    except (pa.ArrowException, OSError) as error:
+        raise DataError(f"{path}: cannot be read: {_first_line(error)}") from None
+    if sample is None:
+        return ()
+    frame = sample.to_pandas(ignore_metadata=True).head(SNIFF_ROWS)
+    return tuple(name for name in features if looks_categorical(frame[name]))
+
+
+def read_file(path: Path, source: FileSource, batch_rows: int | None = None) -> Iterator[Batch]:
+    """The batches of one CSV or Parquet file of ``source``, each validated.
 
     Raises
     ------
     DataError
-        The file is unreadable or corrupt, lacks a column, changes its columns midway, or has a
-        non-numeric, missing or infinite value (named with its column and row or line).
+        The file is unreadable or corrupt, lacks a column, changes its columns midway, has a
+        non-numeric value in a numeric column, a missing target, or a missing (where not
+        allowed) or infinite value; named with its column and row or line.
     """
     import pyarrow as pa
     from pyarrow import csv, parquet
 
-    columns = [*feature_names, target]
+    batch_rows = batch_rows or source.batch_rows
+    columns = [*source.feature_names, source.target]
+    numeric = [*source.numeric_names, source.target]
     parquet_file = path.suffix.lower() in PARQUET_SUFFIXES
     # CSV line numbers: the header is line 1.
     line_offset = 0 if parquet_file else 2
     row = 0
     try:
         if parquet_file:
-            handle = parquet.ParquetFile(path)
+            handle = parquet.ParquetFile(path, read_dictionary=list(source.categorical))
             missing = [name for name in columns if name not in handle.schema_arrow.names]
             if missing:
                 raise DataError(f"{path}: column(s) {missing} not found")
             reader = handle.iter_batches(batch_size=batch_rows, columns=columns)
         else:
+            text = pa.dictionary(pa.int32(), pa.string())
             reader = csv.open_csv(
                 path,
                 read_options=csv.ReadOptions(block_size=max(1 << 16, batch_rows * 100)),
                 convert_options=csv.ConvertOptions(
                     include_columns=columns,
-                    column_types={name: pa.float64() for name in columns},
+                    column_types={
+                        **dict.fromkeys(numeric, pa.float64()),
+                        **dict.fromkeys(source.categorical, text),
+                    },
+                    null_values=list(source.na_values),
+                    strings_can_be_null=True,
                 ),
             )
         for record_batch in reader:
-            X, y = _arrays(record_batch, feature_names, target, path)
-            _check_finite(X, y, [*feature_names, target], path, row + line_offset, parquet_file)
-            yield Batch(X, y, row)
-            row += len(y)
+            batch = _batch(record_batch, source, path, row)
+            where = _locator(path, row + line_offset, parquet_file)
+            batch = _checked(batch, source, path, where)
+            if len(batch):
+                yield batch
+            row += record_batch.num_rows
     except pa.ArrowException as error:
         raise DataError(f"{path}: cannot be read: {_first_line(error)}") from None
     except OSError as error:
         raise DataError(f"{path}: cannot be read: {error}") from None
 
 
-def _arrays(record_batch, feature_names: Sequence[str], target: str, path: Path):  # type: ignore[no-untyped-def]
+def _batch(record_batch: Any, source: FileSource, path: Path, first_row: int) -> Batch:
     import pyarrow as pa
 
-    def column(name: str) -> np.ndarray:
+    def number(name: str) -> np.ndarray:
         values = record_batch.column(name)
         kind = values.type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
-            raise DataError(f"{path}: column {name!r} is not numeric ({kind})")
+            hint = " (list it in dataset.categorical if it holds categories)"
+            raise DataError(f"{path}: column {name!r} is not numeric ({kind}){hint}")
         return values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
 
-    X = np.column_stack([column(name) for name in feature_names])
-    return np.ascontiguousarray(X), column(target)
+    X = np.column_stack(
+        [number(name) for name in source.numeric_names] or [np.empty((record_batch.num_rows, 0))]
+    )
+    text = tuple(categories(record_batch.column(name)) for name in source.categorical)
+    return Batch(
+        np.ascontiguousarray(X),
+        text,
+        number(source.target),
+        first_row,
+        source.feature_names,
+        source.categorical,
+    )
 
 
-def _check_finite(
-    X: np.ndarray, y: np.ndarray, names: list[str], path: Path, first: int, rows: bool
-) -> None:
-    if np.isfinite(X).all() and np.isfinite(y).all():
-        return
-    finite = np.isfinite(np.column_stack([X, y]))
-    row, column = np.argwhere(~finite)[0]
-    where = f"row {first + row + 1}" if rows else f"line {first + row}"
-    raise DataError(f"{path}: column {names[column]!r} has a missing or infinite value on {where}")
+def frame_batch(frame: pd.DataFrame, source: FileSource | MemorySource, name: str) -> Batch:
+    """A pandas partition of ``source``'s columns as a validated batch (errors count rows
+    from the partition's first, as a partition does not know its file line)."""
+    numeric = frame[list(source.numeric_names)].to_numpy(dtype=np.float64)
+    batch = Batch(
+        np.ascontiguousarray(numeric),
+        tuple(categories(frame[column]) for column in source.categorical),
+        frame[source.target_name].to_numpy(dtype=np.float64),
+        0,
+        source.feature_names,
+        source.categorical,
+    )
+    return _checked(batch, source, name, lambda row: f"row {row + 1} of a partition")
+
+
+def categories(values: Any) -> pd.Categorical:
+    """An Arrow (or pandas) column as a :class:`pandas.Categorical` of the texts its values
+    are known by (:func:`mlops_lr.folded.category_text`: ``2007`` as ``"2007"``, booleans as
+    ``"True"``/``"False"``), each distinct value converted once."""
+    import pyarrow as pa
+
+    array = (
+        pa.array(values, from_pandas=True)
+        if not isinstance(values, (pa.Array, pa.ChunkedArray))
+        else values
+    )
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not pa.types.is_dictionary(array.type):
+        array = array.dictionary_encode()
+    codes = array.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    texts = [category_text(value) for value in array.dictionary.to_pylist()]
+    inner, uniques = pd.factorize(np.array(texts, dtype=object), use_na_sentinel=True)
+    if len(uniques) != len(texts):  # 1 and 1.0, or a null in the dictionary: merge them
+        codes = np.append(inner, -1)[codes]
+    return pd.Categorical.from_codes(codes, categories=pd.Index(list(uniques), dtype=object))
+
+
+def _locator(path: Path, first: int, rows: bool):  # type: ignore[no-untyped-def]
+    def where(row: int) -> str:
+        return f"row {first + row + 1}" if rows else f"line {first + row}"
+
+    return where
+
+
+def _checked(
+    batch: Batch, source: FileSource | MemorySource, path: Path | str, where: Any
+) -> Batch:
+    """``batch`` validated: finite targets (rows without one dropped when the source says
+    so), finite numbers (NaN allowed where the source allows missing values)."""
+    kept = np.arange(len(batch))
+    if source.drop_missing_target:
+        present = ~np.isnan(batch.y)
+        if not present.all():
+            batch, kept = batch.rows(present), kept[present]
+    bad_y = ~np.isfinite(batch.y)
+    bad_X = np.isinf(batch.X) if source.allow_missing else ~np.isfinite(batch.X)
+    if not (bad_y.any() or bad_X.any()):
+        return batch
+    names = [*source.numeric_names, source.target_name]
+    row, column = np.argwhere(np.column_stack([bad_X, bad_y]))[0]
+    hint = ""
+    if column < len(source.numeric_names) and np.isnan(batch.X[row, column]):
+        hint = f" ({PREPROCESS_HINT})"
+    raise DataError(
+        f"{path}: column {names[column]!r} has a missing or infinite value on "
+        f"{where(int(kept[row]))}{hint}"
+    )
 
 
 def _first_line(error: BaseException) -> str:

@@ -22,13 +22,14 @@ and the target's mean and spread, merged exactly, give R², MSE, RMSE and MAE.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, TypeVar
 
 import numpy as np
 
+from mlops_lr.folded import DesignParts
 from mlops_lr.quantize import CalibrationMoments
 
 Mergeable = TypeVar("Mergeable", bound=Any)
@@ -95,6 +96,57 @@ class LinearStats:
         yc -= mean_y
         return cls(len(y), mean_x, mean_y, Xc.T @ Xc, Xc.T @ yc, float(yc @ yc), shift_x, shift_y)
 
+    @classmethod
+    def from_design(
+        cls, parts: DesignParts, y: np.ndarray, shift_x: np.ndarray, shift_y: float = 0.0
+    ) -> LinearStats:
+        """The statistics of one batch's design (:meth:`FoldedModel.design_parts
+        <mlops_lr.folded.FoldedModel.design_parts>`) without spelling out its one-hot
+        blocks: their centred cross-products come from per-category sums (``bincount``) of
+        the centred dense columns and target, and from category co-occurrence counts."""
+        y = np.asarray(y, dtype=np.float64)
+        if not parts.blocks:  # numeric inputs (and indicators) only: every column is dense
+            return LinearStats.from_batch(parts.dense, y, shift_x, shift_y)
+        n, p = len(y), len(shift_x)
+        if n == 0:
+            return cls.empty(shift_x, shift_y)
+        dense = parts.dense - shift_x[parts.dense_columns]
+        yc = y - shift_y
+        mean_x, mean_y = np.zeros(p), float(yc.mean())
+        mean_x[parts.dense_columns] = dense.mean(axis=0)
+        dense -= mean_x[parts.dense_columns]
+        yc -= mean_y
+        sxx, sxy = np.zeros((p, p)), np.zeros(p)
+        index = np.ix_(parts.dense_columns, parts.dense_columns)
+        sxx[index] = dense.T @ dense
+        sxy[parts.dense_columns] = dense.T @ yc
+        dense_totals, y_total = dense.sum(axis=0), float(yc.sum())
+        shares = []
+        for codes, start, width in parts.blocks:
+            block = slice(start, start + width)
+            counts = np.bincount(codes, minlength=width).astype(np.float64)
+            share = counts / n
+            shares.append(share)
+            mean_x[block] = share - shift_x[block]
+            # Σ (h_a - p_a)(d - d̄) = (sum of d - d̄ over the rows of a) - p_a · Σ (d - d̄)
+            sums = np.column_stack(
+                [np.bincount(codes, weights=column, minlength=width) for column in dense.T]
+                or [np.empty((width, 0))]
+            )
+            cross = sums - np.outer(share, dense_totals)
+            sxx[block, parts.dense_columns] = cross
+            sxx[parts.dense_columns, block] = cross.T
+            sxy[block] = np.bincount(codes, weights=yc, minlength=width) - share * y_total
+            sxx[block, block] = np.diag(counts) - n * np.outer(share, share)
+        for i, (codes, start, width) in enumerate(parts.blocks):
+            for j in range(i):
+                other, other_start, other_width = parts.blocks[j]
+                together = np.bincount(codes * other_width + other, minlength=width * other_width)
+                cross = together.reshape(width, other_width) - n * np.outer(shares[i], shares[j])
+                sxx[start : start + width, other_start : other_start + other_width] = cross
+                sxx[other_start : other_start + other_width, start : start + width] = cross.T
+        return cls(n, mean_x, mean_y, sxx, sxy, float(yc @ yc), shift_x, shift_y)
+
     def merge(self, other: LinearStats) -> LinearStats:
         """The statistics of both row sets (Chan, Golub and LeVeque's pairwise update)."""
         if not (np.array_equal(self.shift_x, other.shift_x) and self.shift_y == other.shift_y):
@@ -128,14 +180,70 @@ class LinearStats:
         ValueError
             Fewer than two rows.
         """
-        if self.n < 2:
-            raise ValueError(f"least squares needs at least 2 rows, got {self.n}")
+        self._require_rows()
         coef = _solve_symmetric(self.sxx, self.sxy)
-        # ȳ - x̄·w, with the shifts' part apart so the small means keep their precision
-        intercept = (self.shift_y - float(self.shift_x @ coef)) + (
+        return coef, self.intercept(coef)
+
+    def solve_ridge(self, alpha: float) -> tuple[np.ndarray, float]:
+        """``(coef, intercept)`` minimising ``‖y - Xw - b‖² + alpha·‖w‖²``: scikit-learn's
+        Ridge (its Cholesky solver on centred data, ``(XᵀX + alpha·I) w = Xᵀy``)."""
+        from scipy import linalg
+
+        self._require_rows()
+        gram = self.sxx + alpha * np.eye(len(self.sxy))
+        try:
+            coef = linalg.solve(gram, self.sxy, assume_a="pos")
+        except linalg.LinAlgError:  # alpha = 0 and singular: least squares' answer
+            coef = _solve_symmetric(self.sxx, self.sxy)
+        return coef, self.intercept(coef)
+
+    def solve_elastic_net(
+        self,
+        alpha: float,
+        l1_ratio: float,
+        *,
+        max_iter: int,
+        tol: float,
+        positive: bool = False,
+        random: bool = False,
+        random_state: Any = None,
+    ) -> tuple[np.ndarray, float, int]:
+        """``(coef, intercept, iterations)`` of scikit-learn's ElasticNet (Lasso:
+        ``l1_ratio=1``): its own coordinate descent, on the centred Gram matrix instead of
+        the data. scikit-learn scales the penalties by the row count; its stopping rule
+        needs only ``‖y - ȳ‖²`` of the target."""
+        from sklearn.linear_model import _cd_fast
+        from sklearn.utils import check_random_state
+
+        self._require_rows()
+        coef = np.zeros(len(self.sxy))
+        coef, _, _, iterations = _cd_fast.enet_coordinate_descent_gram(
+            coef,
+            alpha * l1_ratio * self.n,
+            alpha * (1.0 - l1_ratio) * self.n,
+            np.ascontiguousarray(self.sxx),
+            np.ascontiguousarray(self.sxy),
+            np.array([math.sqrt(self.syy)]),  # only its squared norm is used
+            max_iter,
+            tol,
+            check_random_state(random_state),
+            random,
+            positive,
+            True,
+        )
+        coef = np.asarray(coef, dtype=np.float64)
+        return coef, self.intercept(coef), int(iterations)
+
+    def intercept(self, coef: np.ndarray) -> float:
+        """``ȳ - x̄·w``, with the shifts' part apart so the small means keep their
+        precision."""
+        return (self.shift_y - float(self.shift_x @ coef)) + (
             self.mean_y - float(self.mean_x @ coef)
         )
-        return coef, intercept
+
+    def _require_rows(self) -> None:
+        if self.n < 2:
+            raise ValueError(f"least squares needs at least 2 rows, got {self.n}")
 
     @property
     def feature_means(self) -> np.ndarray:
@@ -145,6 +253,72 @@ class LinearStats:
     def moments(self) -> CalibrationMoments:
         """Feature mean and covariance (ddof=0): what quantization calibrates on."""
         return CalibrationMoments(mean=self.feature_means, cov=self.sxx / self.n)
+
+
+@dataclass(frozen=True)
+class ColumnSummary:
+    """What preprocessing learns from the training rows, merged over batches.
+
+    Attributes
+    ----------
+    n : int
+        Training rows.
+    count, mean, m2 : np.ndarray
+        Per numeric feature: its present (non-missing) values' count, mean and sum of squared
+        deviations (Chan's update merges them exactly).
+    counts : tuple of dict
+        Per categorical feature: each text's count among the training rows (None: missing).
+    seen : tuple of frozenset
+        Per categorical feature: the texts of *all* rows, test rows too (the cardinality cap
+        counts the whole table, as it does in memory).
+    """
+
+    n: int
+    count: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+    counts: tuple[dict[str | None, int], ...]
+    seen: tuple[frozenset[str], ...]
+
+    @classmethod
+    def from_batch(cls, X: np.ndarray, text: Sequence[Any], train: np.ndarray) -> ColumnSummary:
+        """The summary of a batch: numeric features ``X`` (NaN: missing), categorical ones
+        ``text`` (:class:`pandas.Categorical`: codes into categories, -1 missing) and
+        which rows are training rows."""
+        X = np.asarray(X, dtype=np.float64)[train]
+        present = ~np.isnan(X)
+        count = present.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(count > 0, np.where(present, X, 0.0).sum(axis=0) / count, 0.0)
+        m2 = np.where(present, X - mean, 0.0)
+        m2 = np.einsum("ij,ij->j", m2, m2)
+        counts, seen = [], []
+        for column in text:
+            codes, categories = np.asarray(column.codes), list(column.categories)
+            everywhere = np.bincount(codes[codes >= 0], minlength=len(categories))
+            seen.append(frozenset(c for c, k in zip(categories, everywhere, strict=True) if k))
+            trained = np.bincount(codes[train] + 1, minlength=len(categories) + 1)
+            found = {c: int(k) for c, k in zip([None, *categories], trained, strict=True) if k}
+            counts.append(found)
+        return cls(int(train.sum()), count, mean, m2, tuple(counts), tuple(seen))
+
+    def merge(self, other: ColumnSummary) -> ColumnSummary:
+        if other.n == 0 and not any(other.seen):
+            return self
+        if self.n == 0 and not any(self.seen):
+            return other
+        count = self.count + other.count
+        delta = other.mean - self.mean
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(count > 0, other.count / np.maximum(count, 1), 0.0)
+            mean = self.mean + delta * share
+            m2 = self.m2 + other.m2 + delta * delta * self.count * share
+        counts = tuple(
+            {key: mine.get(key, 0) + theirs.get(key, 0) for key in mine.keys() | theirs.keys()}
+            for mine, theirs in zip(self.counts, other.counts, strict=True)
+        )
+        seen = tuple(a | b for a, b in zip(self.seen, other.seen, strict=True))
+        return ColumnSummary(self.n + other.n, count, mean, m2, counts, seen)
 
 
 def merge_all(results: Iterable[Mergeable]) -> Mergeable:

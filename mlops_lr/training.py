@@ -19,9 +19,10 @@ from sklearn.pipeline import Pipeline
 
 from mlops_lr import artifacts, preprocess
 from mlops_lr.artifacts import FOLDED_FILE, METRICS_FILE, MODEL_FILE, SAMPLES_FILE
-from mlops_lr.config import Config, ModelConfig, as_dict
+from mlops_lr.config import Config, ModelConfig, StandardPreprocessConfig, as_dict
 from mlops_lr.data import (
     MIN_SPLIT_ROWS,
+    PREPROCESS_HINT,
     Dataset,
     Split,
     fingerprint,
@@ -119,42 +120,59 @@ def fit_streamed(config: Config) -> TrainedModel:
 
     rule = SplitRule(config.dataset.test_size, config.dataset.random_state)
     with StreamingFit(config.engine, make_source(config)) as streaming:
-        return fit_from_statistics(config, streaming, streaming.statistics(rule), rule)
+        return fit_out_of_core(config, streaming, rule)[0]
 
 
-def fit_from_statistics(
-    config: Config, streaming: StreamingFit, statistics: LinearStats, rule: SplitRule
-) -> TrainedModel:
-    """The model that ``statistics`` (of the training rows) define, scored by another pass
-    of ``streaming`` over the data."""
+def fit_out_of_core(
+    config: Config, streaming: StreamingFit, rule: SplitRule
+) -> tuple[TrainedModel, LinearStats]:
+    """The configured preprocessing and model fitted from passes of ``streaming`` over the
+    data (with preprocessing: what it learns, a pass; then the statistics of the folded
+    design, a pass), scored by another pass.
+
+    Returns the trained model and its design statistics (the training rows' moments that
+    quantization calibrates on).
+    """
+    from mlops_lr import statistics_fit
+
+    source = streaming.source
+    names, categorical = source.feature_names, source.categorical
+    model = build_model(config.model)
+    if isinstance(config.preprocess, StandardPreprocessConfig):
+        summary = streaming.summary(rule)
+        model = statistics_fit.fit_preprocessing(
+            config.preprocess, model, summary, names, categorical
+        )
+    elif categorical:
+        raise DataError(
+            f"{source.name}: column {categorical[0]!r} is categorical (text): {PREPROCESS_HINT}"
+        )
+    layout = statistics_fit.layout(model, names, categorical, source.target_name)
+    design = streaming.design_statistics(rule, layout)
     try:
-        coef, intercept = statistics.solve()
+        statistics_fit.fit_estimator(model, layout, design)
     except ValueError as error:
         raise DataError(f"cannot fit: {error} in the training split") from None
-    evaluation = streaming.evaluate(rule, coef, intercept, N_SAMPLES)
+    folded = preprocess.fold(model, names, categorical, source.target_name)
+    evaluation = streaming.evaluate(rule, folded, N_SAMPLES)
     if evaluation.test.n < MIN_SPLIT_ROWS:
         raise DataError(
             f"only {evaluation.test.n} test row(s) with test_size={config.dataset.test_size}: "
             f"at least {MIN_SPLIT_ROWS} are needed"
         )
-    model = build_model(config.model)
-    model.coef_, model.intercept_ = coef, intercept
-    model.n_features_in_ = len(coef)
-    source = streaming.source
     metrics = _metrics(
         model,
         test=evaluation.test.metrics(),
         train_r2=evaluation.train.metrics()["r2"],
-        n_train=statistics.n,
+        n_train=design.n,
         n_test=evaluation.test.n,
         dataset=config.dataset.name,
-        feature_names=source.feature_names,
+        feature_names=names,
         target_name=source.target_name,
         preprocess=config.preprocess.name,
     )
-    folded = FoldedModel.linear(coef, intercept, source.feature_names, source.target_name)
-    samples = sample_rows(source.feature_names, evaluation.samples_X, evaluation.samples_y)
-    return TrainedModel(model, folded, metrics, samples, source.fingerprint())
+    samples = sample_rows(names, evaluation.samples, evaluation.samples_y)
+    return TrainedModel(model, folded, metrics, samples, source.fingerprint()), design
 
 
 def _metrics(

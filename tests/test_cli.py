@@ -6,9 +6,11 @@ process where the behaviour under test is not the process's."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import assert_one_line_error
@@ -169,9 +171,9 @@ def test_hydra_full_error_keeps_hydras_own_report(run_cli, monkeypatch) -> None:
     assert "MissingConfigException" in result.stderr
 
 
-def test_dropped_rows_are_counted_and_streams_refuse_to_drop(cli, tmp_path: Path) -> None:
-    rows = "".join(f"{i},{2 * i},{'' if i % 10 == 0 else 3 * i + 1}\n" for i in range(1, 41))
-    (tmp_path / "data.csv").write_text("a,b,y\n" + rows)
+def test_dropped_rows_are_counted_and_streams_drop_them_too(cli, tmp_path: Path) -> None:
+    rows = "".join(f"{i},{2 * i % 7},{'' if i % 10 == 0 else 3 * i + 1}\n" for i in range(1, 41))
+    (tmp_path / "data.csv").write_text("a,b,y\n" + rows.replace(",14,", ",-999,"))
     table = ("dataset=csv", f"dataset.path={tmp_path / 'data.csv'}", "dataset.target=y")
     result = cli(*table)
     assert_one_line_error(result, "column 'y' has 4 missing or infinite value(s)", exit_code=3)
@@ -179,7 +181,22 @@ def test_dropped_rows_are_counted_and_streams_refuse_to_drop(cli, tmp_path: Path
     assert result.returncode == 0, result.stderr
     assert "Dropped 4 row(s) whose target 'y' is missing" in result.stdout
     assert "(36 rows, 2 features" in result.stdout
-    result = cli(*table, "dataset.missing_target=drop", "engine=stream", "dataset.split=hash")
-    assert_one_line_error(result, "dataset.missing_target='drop' is not allowed", exit_code=2)
-    result = cli(*table, "dataset.na_values=[-999]", "engine=dask", "dataset.split=hash")
-    assert_one_line_error(result, "dataset.na_values=['-999'] is not allowed", exit_code=2)
+    coef = {}
+    for engine in ("memory", "stream", "dask"):
+        directory = tmp_path / engine
+        result = cli(
+            *table,
+            "dataset.missing_target=drop",
+            "dataset.na_values=['',-999]",
+            "dataset.split=hash",
+            "preprocess=standard",
+            f"engine={engine}",
+            f"paths.artifacts_dir={directory}",
+        )
+        assert result.returncode == 0, result.stderr
+        metrics = json.loads((directory / "metrics.json").read_text())
+        assert metrics["n_train"] + metrics["n_test"] == 36
+        coef[engine] = np.array(metrics["coef"])
+    scale = 1e-9 * np.abs(coef["memory"]).max()
+    np.testing.assert_allclose(coef["stream"], coef["memory"], rtol=0, atol=scale)
+    np.testing.assert_allclose(coef["dask"], coef["memory"], rtol=0, atol=scale)

@@ -126,8 +126,8 @@ def test_overrides_reach_the_typed_config(make_config) -> None:
         (["model=elastic_net", "model.l1_ratio=1.5"], "model.l1_ratio=1.5"),
         (["model=elastic_net", "model.alpha=-0.1"], "model.alpha=-0.1"),
         (
-            ["model=ridge", "engine=stream", "dataset.split=hash"],
-            "model='sklearn.linear_model.Ridge'",
+            ["model=ridge", "model.positive=true", "engine=stream", "dataset.split=hash"],
+            "model='sklearn.linear_model.Ridge with positive=true'",
         ),
         (["dataset=csv", "dataset.target=y"], "dataset.path is required"),
         (["dataset=csv", "dataset.path=a.csv"], "dataset.target is required"),

@@ -162,34 +162,35 @@ def _in_memory(config: Config, spec: QuantizationSpec) -> _Evaluated:
 
 
 def _streamed(config: Config, spec: QuantizationSpec) -> _Evaluated:
-    """Out of core: the training rows' statistics (a pass) give the float model (reused or
-    solved) and the calibration moments; another pass compares both models on the test rows."""
+    """Out of core: the float model (reused, or fitted from passes over the data) and the
+    statistics of its design on the training rows (kept from the fit, or a pass), which
+    centre its tables and calibrate; another pass compares both models on the test rows."""
     from mlops_lr.engines import SplitRule, StreamingFit, make_source
 
     rule = SplitRule(config.dataset.test_size, config.dataset.random_state)
     source = make_source(config)
     with StreamingFit(config.engine, source) as streaming:
-        statistics = streaming.statistics(rule)
-        folded, manifest, reason = training.load_or_train(
-            config,
-            source.fingerprint(),
-            lambda: training.fit_from_statistics(config, streaming, statistics, rule),
-        )
+        fitted = []
+
+        def train() -> training.TrainedModel:
+            trained, design = training.fit_out_of_core(config, streaming, rule)
+            fitted.append(design)
+            return trained
+
+        folded, manifest, reason = training.load_or_train(config, source.fingerprint(), train)
         _say_trained(reason)
-        moments = statistics.moments()
-        quantized = _quantize(config, folded, spec, moments)
+        design = fitted[0] if fitted else streaming.design_statistics(rule, folded)
+        # A one-hot column's sum counts its rows (see quantized_folded.calibrate).
+        reference = folded.centred(design.n * design.feature_means)
+        moments = design.moments()
+        quantized = _quantize(config, reference, spec, moments)
         dequantized = quantized.dequantized()
-        comparison = streaming.compare(
-            rule,
-            (folded.coef, folded.intercept),
-            (dequantized.coef, dequantized.intercept),
-            training.N_SAMPLES,
-        )
+        comparison = streaming.compare(rule, folded, dequantized, training.N_SAMPLES)
     n_test = comparison.reference.n
     return _Evaluated(
         quantized,
         dequantized,
-        folded,
+        reference,
         moments,
         comparison.reference.metrics(),
         comparison.candidate.metrics(),
@@ -199,8 +200,8 @@ def _streamed(config: Config, spec: QuantizationSpec) -> _Evaluated:
         },
         n_test,
         comparison.samples_y,
-        folded.predict_matrix(comparison.samples_X),
-        dequantized.predict_matrix(comparison.samples_X),
+        folded.predict(comparison.samples),
+        dequantized.predict(comparison.samples),
         manifest,
     )
 
