@@ -574,20 +574,30 @@ def hash_test_rows(
     rows land on the same side). ``X`` is a matrix or a feature table: a categorical cell
     counts by a 64-bit hash of its text, a missing number as one NaN.
     """
-    return hash_words_test_rows(_row_words(X), y, test_size, random_state)
+    words = _row_words(X)
+    return hash_words_test_rows([(words, np.arange(words.shape[1]))], y, test_size, random_state)
 
 
 def hash_words_test_rows(
-    words: np.ndarray, y: np.ndarray, test_size: float, random_state: int
+    columns: Sequence[tuple[np.ndarray, np.ndarray]],
+    y: np.ndarray,
+    test_size: float,
+    random_state: int,
 ) -> np.ndarray:
-    """:func:`hash_test_rows` of rows given as their features' 64-bit words (``n × p``
-    uint64: :func:`numeric_words` and :func:`text_words` column by column)."""
+    """:func:`hash_test_rows` of rows given as their features' 64-bit words
+    (:func:`numeric_words`, :func:`text_words`), in blocks: ``(words, positions)`` with
+    ``words`` ``n × len(positions)`` (or ``n`` for one position), the features' positions in
+    the table. Blocks in any order hash alike: the hash sums a product per cell."""
+    n_features = sum(len(np.atleast_1d(positions)) for _, positions in columns)
+    # One multiply-add per value (distinct odd keys per column, mixed with the seed), then
+    # SplitMix64's finaliser spreads every bit over the whole hash.
+    keys = _mix(np.arange(1, n_features + 2, dtype=np.uint64) + np.uint64(random_state))
+    keys |= np.uint64(1)
     with np.errstate(over="ignore"):
-        words = np.column_stack([words, numeric_words(np.asarray(y, np.float64))])
-        # One multiply-add per value (distinct odd keys per column, mixed with the seed),
-        # then SplitMix64's finaliser spreads every bit over the whole hash.
-        keys = _mix(np.arange(1, words.shape[1] + 1, dtype=np.uint64) + np.uint64(random_state))
-        state = _mix((words * (keys | np.uint64(1))).sum(axis=1, dtype=np.uint64))
+        state = numeric_words(np.asarray(y, np.float64)) * keys[-1]
+        for words, positions in columns:  # uint64 arithmetic wraps, as a hash should
+            state += words @ keys[positions] if words.ndim == 2 else words * keys[positions]
+        state = _mix(state)
     return (state >> np.uint64(11)).astype(np.float64) * 2.0**-53 < test_size
 
 
@@ -602,7 +612,8 @@ def text_words(texts: Any) -> np.ndarray:
 
 def numeric_words(values: np.ndarray) -> np.ndarray:
     """Float64 values as the 64-bit words the hash mixes: -0.0 as 0.0, every NaN alike."""
-    values = np.where(np.isnan(values), np.nan, values + 0.0)
+    values = np.asarray(values, np.float64) + 0.0  # a copy, and -0.0 + 0.0 is 0.0
+    values[np.isnan(values)] = np.nan
     return values.view(np.uint64)
 
 

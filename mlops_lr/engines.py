@@ -54,7 +54,9 @@ class SplitRule:
     random_state: int
 
     def test_rows(self, batch: Batch) -> np.ndarray:
-        return hash_words_test_rows(batch.words(), batch.y, self.test_size, self.random_state)
+        return hash_words_test_rows(
+            batch.hashed_columns(), batch.y, self.test_size, self.random_state
+        )
 
 
 @dataclass(frozen=True)

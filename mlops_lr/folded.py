@@ -345,7 +345,8 @@ class FoldedModel:
             else:
                 blocks.append((item.codes(column), start, len(item.categories) + 2))
         rows = len(dense[0]) if dense else len(blocks[0][0])
-        matrix = np.column_stack(dense) if dense else np.empty((rows, 0))
+        # Column-major: each column contiguous, for the per-category sums of streamed fits.
+        matrix = np.asarray(dense, dtype=np.float64).T if dense else np.empty((rows, 0))
         return DesignParts(matrix, np.asarray(dense_columns, dtype=np.intp), tuple(blocks))
 
     def with_design(self, coef: Sequence[float], intercept: float) -> FoldedModel:

@@ -53,20 +53,16 @@ class Batch:
             **dict(zip(self.categorical, self.text, strict=True)),
         }
 
-    def words(self) -> np.ndarray:
-        """The features' 64-bit words in feature order, as the hash split mixes them (the
-        same words :func:`mlops_lr.data.hash_test_rows` takes from the in-memory table)."""
-        if not self.categorical:
-            return numeric_words(self.X)
-        columns = self.columns()
-        return np.column_stack(
-            [
-                text_words(columns[name])
-                if name in self.categorical
-                else numeric_words(columns[name])
-                for name in self.feature_names
-            ]
-        )
+    def hashed_columns(self) -> list[tuple[np.ndarray, Any]]:
+        """The features' 64-bit words as the hash split mixes them, in blocks with their
+        positions in the table (see :func:`mlops_lr.data.hash_words_test_rows`): the numeric
+        matrix at once, then each text column."""
+        positions = {name: j for j, name in enumerate(self.feature_names)}
+        numeric = [positions[name] for name in self.feature_names if name not in self.categorical]
+        blocks: list[tuple[np.ndarray, Any]] = [(numeric_words(self.X), np.array(numeric))]
+        for name, column in zip(self.categorical, self.text, strict=True):
+            blocks.append((text_words(column), positions[name]))
+        return blocks
 
     def rows(self, mask: np.ndarray) -> Batch:
         """The rows where ``mask`` is True."""
@@ -339,12 +335,12 @@ def _batch(record_batch: Any, source: FileSource, path: Path, first_row: int) ->
             raise DataError(f"{path}: column {name!r} is not numeric ({kind}){hint}")
         return values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
 
-    X = np.column_stack(
-        [number(name) for name in source.numeric_names] or [np.empty((record_batch.num_rows, 0))]
-    )
+    # Column-major: each feature contiguous, as the per-column work (fills, sums) reads it.
+    numbers = [number(name) for name in source.numeric_names]
+    X = np.asarray(numbers, dtype=np.float64).reshape(len(numbers), record_batch.num_rows).T
     text = tuple(categories(record_batch.column(name)) for name in source.categorical)
     return Batch(
-        np.ascontiguousarray(X),
+        X,
         text,
         number(source.target),
         first_row,
@@ -358,7 +354,7 @@ def frame_batch(frame: pd.DataFrame, source: FileSource | MemorySource, name: st
     from the partition's first, as a partition does not know its file line)."""
     numeric = frame[list(source.numeric_names)].to_numpy(dtype=np.float64)
     batch = Batch(
-        np.ascontiguousarray(numeric),
+        numeric,
         tuple(categories(frame[column]) for column in source.categorical),
         frame[source.target_name].to_numpy(dtype=np.float64),
         0,

@@ -286,12 +286,16 @@ class ColumnSummary:
         ``text`` (:class:`pandas.Categorical`: codes into categories, -1 missing) and
         which rows are training rows."""
         X = np.asarray(X, dtype=np.float64)[train]
-        present = ~np.isnan(X)
-        count = present.sum(axis=0)
+        missing = np.isnan(X)
+        count = len(X) - missing.sum(axis=0)
+        if missing.any():
+            X = np.where(missing, 0.0, X)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(count > 0, np.where(present, X, 0.0).sum(axis=0) / count, 0.0)
-        m2 = np.where(present, X - mean, 0.0)
-        m2 = np.einsum("ij,ij->j", m2, m2)
+            mean = np.where(count > 0, X.sum(axis=0) / count, 0.0)
+        deviations = X - mean
+        if missing.any():
+            deviations[missing] = 0.0
+        m2 = np.einsum("ij,ij->j", deviations, deviations)
         counts, seen = [], []
         for column in text:
             codes, categories = np.asarray(column.codes), list(column.categories)
