@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from mlops_lr.fixed_point import INT64_MAX, plan_fixed_point
 from mlops_lr.metrics import regression_metrics
 from mlops_lr.predictor import FLOAT_MODEL, LinearPredictor, load_predictor, quantized_model_dir
 from mlops_lr.quantized_folded import QuantizedFoldedModel
+
+if TYPE_CHECKING:
+    import onnx
 
 EXPORT_DIR = "export"
 REPORT_FILE = "export.json"
@@ -95,7 +98,7 @@ def _onnx(
     try:
         import onnxruntime
 
-        from mlops_lr import export_onnx
+        from mlops_lr import export_onnx  # noqa: F401  (imports onnx: checked here, used below)
     except ModuleNotFoundError as error:
         raise ConfigError(
             f"export.format=onnx needs {error.name}: pip install 'mlops-lr[export]' "
@@ -109,20 +112,13 @@ def _onnx(
     files, checks, summary = {}, {}, []
     for dtype in (np.float32, np.float64):
         name = np.dtype(dtype).name
-        # float32 graphs centre the inputs on the training mean (see mlops_lr.export_onnx).
-        center = split.X_train.mean(axis=0) if dtype is np.float32 else None
-        if quantized is None:
-            graph = export_onnx.float_graph(
-                predictor.coef, predictor.intercept, dtype, metadata, center
-            )
-        else:
-            graph = export_onnx.quantized_graph(quantized.linear, dtype, metadata, center)
+        graph, inputs, expected, expected_float64 = _onnx_graph(
+            predictor, quantized, split, dtype, metadata
+        )
         data = graph.SerializeToString()
         session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
-        X = split.X_test.astype(dtype)
-        (onnx_predictions,) = session.run(None, {export_onnx.INPUT: X})
+        (onnx_predictions,) = session.run(None, inputs)
         onnx_predictions = onnx_predictions.astype(np.float64)
-        expected = predictor.predict(X.astype(np.float64))
         difference = _max_difference(onnx_predictions, expected)
         absolute, relative = ONNX_TOLERANCE[name]
         excess = np.abs(onnx_predictions - expected) - relative * np.abs(expected)
@@ -138,7 +134,7 @@ def _onnx(
             "opset": graph.opset_import[0].version,
             "max_abs_diff_vs_python": difference,
             "max_abs_diff_vs_python_float64_inputs": _max_difference(
-                onnx_predictions, predictor.predict(split.X_test)
+                onnx_predictions, expected_float64
             ),
             "r2": r2,
         }
@@ -150,36 +146,92 @@ def _onnx(
     return files, {"onnx_runtime": onnxruntime.__version__, "checks": checks, "summary": summary}
 
 
+def _onnx_graph(
+    predictor: LinearPredictor,
+    quantized: QuantizedFoldedModel | None,
+    split: Split,
+    dtype: type,
+    metadata: dict[str, str],
+) -> tuple[onnx.ModelProto, dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The ``dtype`` graph of the model, its inputs for the test split, and the Python
+    model's predictions for those inputs and for the test split as it is (float64).
+
+    A plain numeric model takes one matrix ``X``, any other folded model one ``[N, 1]`` input
+    per column (see :mod:`mlops_lr.export_onnx`). float32 graphs centre the numeric inputs on
+    their training means (missing values filled).
+    """
+    from mlops_lr import export_onnx  # onnx is installed: _onnx checked
+
+    folded, centred = predictor.folded, dtype is np.float32
+    if folded.is_plain:
+        center = split.X_train.mean(axis=0) if centred else None
+        if quantized is None:
+            graph = export_onnx.float_graph(
+                predictor.coef, predictor.intercept, dtype, metadata, center
+            )
+        else:
+            graph = export_onnx.quantized_graph(quantized.linear, dtype, metadata, center)
+        X = split.X_test.astype(dtype)
+        expected = predictor.predict(X.astype(np.float64))
+        return graph, {export_onnx.INPUT: X}, expected, predictor.predict(split.X_test)
+    center = export_onnx.filled_means(folded, split.train) if centred else None
+    model = folded if quantized is None else quantized
+    try:
+        graph = export_onnx.folded_graph(model, dtype, metadata, center)
+    except ValueError as error:
+        raise ArtifactError(f"{predictor.name} cannot be exported as ONNX: {error}") from None
+    inputs = export_onnx.table_to_inputs(folded, split.test, dtype)
+    expected = predictor.predict_table(export_onnx.inputs_to_table(folded, inputs))
+    return graph, inputs, expected, predictor.predict_table(split.test)
+
+
 def _c(
     predictor: LinearPredictor, quantized: QuantizedFoldedModel, split: Split
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """The integer-only header and the example program, with the overflow proof."""
-    from mlops_lr.export_c import c_identifier, constant_bytes, render_header, render_main
+    """The integer-only header and the example program, with the overflow proof, checked on
+    the test split: the compiled example bit for bit against the Python model of its
+    arithmetic, and that model within the proven bound of the quantized model."""
+    from mlops_lr.export_c import (
+        as_c_reads,
+        c_identifier,
+        constant_bytes,
+        csv_rows,
+        render_header,
+        render_main,
+    )
+    from mlops_lr.fixed_point import c_inputs, input_ranges
+    from mlops_lr.folded import NUMERIC
 
-    try:
-        plan = plan_fixed_point(quantized.linear, np.abs(split.X_train).max(axis=0))
-    except ValueError as error:
-        raise ArtifactError(f"{predictor.name} cannot be exported as integer C: {error}") from None
+    layout = quantized.layout
     prefix = c_identifier(predictor.name)
     header_name = f"{prefix}.h"
     provenance = (
         f"Model {predictor.name} ({quantized.spec.bits}-bit {quantized.spec.scheme}, "
         f"{quantized.spec.granularity}), model.json sha256 {predictor.details['sha256']}."
     )
-    header = render_header(plan, prefix, predictor.feature_names, provenance)
-    main = render_main(prefix, header_name)
-    integer_predictions = plan.predict(split.X_test)
-    expected = predictor.predict(split.X_test)
+    try:
+        plan = plan_fixed_point(quantized, input_ranges(layout, split.train))
+        header = render_header(plan, prefix, predictor.feature_names, provenance)
+        main = render_main(plan, prefix, header_name, predictor.feature_names)
+    except ValueError as error:
+        raise ArtifactError(f"{predictor.name} cannot be exported as integer C: {error}") from None
+    test = as_c_reads(layout, split.test)
+    integer_predictions = plan.predict(*c_inputs(layout, test))
+    expected = predictor.predict_table(test)
     difference = _max_difference(integer_predictions, expected)
-    bound = plan.error_bound(predictor.coef, float(np.max(np.abs(expected))))
+    weights = [item.weight for item in predictor.folded.inputs if item.kind == NUMERIC]
+    bound = plan.error_bound(np.array(weights), float(np.max(np.abs(expected))))
     if not difference <= bound:
         raise ArtifactError(
             f"integer inference differs from {predictor.name} by {difference:.3g} > "
             f"{bound:.3g} on the test split: not exported"
         )
-    compiled = _compile_and_compare(header_name, header, main, split.X_test, integer_predictions)
+    compiled = _compile_and_compare(
+        header_name, header, main, csv_rows(layout, test), integer_predictions
+    )
     r2 = regression_metrics(split.y_test, integer_predictions)["r2"]
     data_bytes = constant_bytes(plan)
+    tables = dict(zip(predictor.folded.categorical_names, plan.tables, strict=True))
     report = {
         "prefix": prefix,
         "accumulator_bound": plan.bound,
@@ -187,6 +239,8 @@ def _c(
         "int64_max": INT64_MAX,
         "input_bits": list(plan.input_bits),
         "shifts": list(plan.shifts),
+        "tables": {name: len(table.entries) for name, table in tables.items()},
+        "entry_rounding": plan.entry_rounding,
         "constant_bytes": data_bytes,
         "max_abs_diff_vs_python": difference,
         "error_bound": bound,
@@ -195,7 +249,8 @@ def _c(
         "summary": [
             f"Integer-only inference: worst-case |accumulator| {plan.bound:,} "
             f"(2^{math.log2(plan.bound):.2f}) ≤ 2^63 - 1 for any input; "
-            f"{data_bytes} bytes of constants",
+            f"{data_bytes} bytes of constants"
+            + (f", {len(tables)} category tables" if tables else ""),
             f"Test split (the exact Python model of the C arithmetic): R² {r2:.6f}, "
             f"max |Δ| vs the quantized model {difference:.2g} (bound {bound:.2g})",
             compiled,
@@ -206,17 +261,18 @@ def _c(
 
 
 def _compile_and_compare(
-    header_name: str, header: str, main: str, X: np.ndarray, expected: np.ndarray
+    header_name: str, header: str, main: str, rows: str, expected: np.ndarray
 ) -> str:
-    """Build the example with gcc's strict flags and require its predictions on ``X`` to be
-    ``expected`` bit for bit; say what was done (nothing when gcc is not installed)."""
+    """Build the example with gcc's strict flags and require its predictions for the CSV
+    ``rows`` to be ``expected`` bit for bit; say what was done (nothing when gcc is not
+    installed)."""
     gcc = shutil.which("gcc")
     if gcc is None:
         return "gcc not found: the header was not compiled here (the tests compile it)"
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)
-        (work / header_name).write_text(header)
-        (work / "main.c").write_text(main)
+        (work / header_name).write_bytes(header.encode())
+        (work / "main.c").write_bytes(main.encode())
         build = subprocess.run(
             [gcc, *C_FLAGS.split(), "main.c", "-o", "predict"],
             cwd=work,
@@ -227,14 +283,16 @@ def _compile_and_compare(
         if build.returncode != 0 or build.stderr:
             first = (build.stderr.strip().splitlines() or ["no output"])[0]
             raise ArtifactError(f"the generated C does not compile cleanly: {first}")
-        rows = "".join(" ".join(float.hex(float(v)) for v in row) + "\n" for row in X)
         run = subprocess.run(
-            [str(work / "predict")], input=rows, capture_output=True, text=True, check=False
+            [str(work / "predict")], input=rows.encode(), capture_output=True, check=False
         )
-    predictions = np.array([float.fromhex(line) for line in run.stdout.split()])
-    if run.returncode != 0 or predictions.tobytes() != expected.tobytes():
+    if run.returncode != 0:
+        first = (run.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[0]
+        raise ArtifactError(f"the compiled example fails on the test rows: {first}")
+    predictions = np.array([float.fromhex(line) for line in run.stdout.decode().split()])
+    if predictions.tobytes() != expected.tobytes():
         raise ArtifactError("the compiled C does not reproduce its Python model bit for bit")
-    return f"Compiled with gcc {C_FLAGS}: bit-exact on all {len(X):,} test rows"
+    return f"Compiled with gcc {C_FLAGS}: bit-exact on all {len(expected):,} test rows"
 
 
 def _max_difference(a: np.ndarray, b: np.ndarray) -> float:
