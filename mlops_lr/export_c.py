@@ -1,122 +1,655 @@
 """A quantized model as dependency-free C: one header with integer-only inference, and an
-example program. Pure string rendering of a :class:`~mlops_lr.fixed_point.FixedPointPlan`.
+example program that predicts CSV rows. Pure string rendering of a
+:class:`~mlops_lr.fixed_point.FixedPointPlan`.
 
 The header compiles cleanly with ``gcc -std=c99 -O2 -Wall -Wextra -Werror -pedantic
--Wconversion`` and needs only ``<stdint.h>`` and ``<math.h>`` (for the ``NAN`` macro; no libm
-function is called). Its predict function is straight-line code over ``static const`` tables,
-so the compiler folds the constants.
+-Wconversion`` and needs only the C library's headers (``<math.h>`` for the ``NAN`` macro, no
+libm function is called; ``<string.h>`` for ``strcmp`` when the model has categorical inputs).
+Its predict function is straight-line code over ``static const`` tables, so the compiler folds
+the constants.
+
+A plain model (numeric inputs, no missing-value rules) gets
+``double <prefix>_predict(const double x[N_FEATURES])``. Any other model gets
+``double <prefix>_predict(const double numeric[N_NUMERIC], const int codes[N_CATEGORICAL])``
+(either array left out when there is no such input): NaN is a missing number, and each
+categorical input has an ``enum <prefix>_<column>_code`` of its codes (its categories in the
+model's order, then ``…_MISSING`` and ``…_UNKNOWN``) and a lookup ``int
+<prefix>_<column>_code(const char *text)``: a binary search (``strcmp``, byte order) over its
+category texts; NULL and ``""`` are missing (unless ``""`` is a category), any other text
+unknown. Identifiers are the texts with every character but ASCII letters, digits and ``_``
+replaced by ``_``, numbered ``_2``, ``_3`` … where they would collide.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from mlops_lr.fixed_point import INPUT_LIMIT, INT64_MAX, FixedPointPlan
+import numpy as np
+
+from mlops_lr.fixed_point import INPUT_LIMIT, INT64_MAX, CategoryTable, FixedPointPlan
+from mlops_lr.folded import NUMERIC, FoldedModel, category_text
+
+# The bytes of one cell main.c reads, its terminating NUL included.
+CELL_SIZE = 4096
 
 
 def c_identifier(tag: str) -> str:
     """``mlops_lr_<tag>`` as a C identifier (``default-8bit`` → ``mlops_lr_default_8bit``)."""
-    return "mlops_lr_" + re.sub(r"[^0-9A-Za-z_]", "_", tag)
+    return "mlops_lr_" + _identifier_part(tag)
 
 
 def render_header(
     plan: FixedPointPlan, prefix: str, feature_names: Sequence[str], provenance: str
 ) -> str:
-    """The C header of ``plan``: constants, the proof comment and ``<prefix>_predict``.
+    """The C header of ``plan``: constants, the proof comment and ``<prefix>_predict`` (and
+    per categorical input its enum, table and ``_code`` lookup).
 
     ``provenance`` (one line per item) and the feature names are copied into the header's
     opening comment, with every character that could end the comment or start a trigraph
     (``*``, ``/``, ``\\``, ``?``, controls) replaced by ``_``.
+
+    Raises
+    ------
+    ValueError
+        ``feature_names`` does not name every input, or a category text holds a NUL
+        character (``strcmp`` would end it there).
     """
+    names = _Names(plan, prefix, feature_names)
     n = len(plan.codes)
-    if len(feature_names) != n:
-        raise ValueError(f"{len(feature_names)} feature names for {n} codes")
     guard = prefix.upper() + "_H"
     stored = [code + plan.zero_point for code in plan.codes]  # the model's own codes
-    code_type = _smallest_type(stored)
     margin = (INT64_MAX + 1) / plan.bound if plan.bound else float("inf")
-    comment = "\n".join(
-        [
-            f" * {line}" if line else " *"
-            for line in [
-                *map(_comment_text, provenance.splitlines()),
-                "",
-                f"{prefix}_predict(x) = (acc + INTERCEPT) * OUTPUT_SCALE, where for each",
-                "feature j (L = 2^31 - 1):",
-                "  t = x[j] * 2^INPUT_BITS[j], saturated to [-L, L]   (exact power-of-two scale)",
-                "  q = (int64)(double)(t + (L + 0.5)) - L            (nearest, ties up)",
-                "  acc += (CODES[j] - ZERO_POINT) * 2^SHIFTS[j] * q  (int64, exact)",
-                "",
-                "Overflow is impossible for ANY input:",
-                "sum |CODES[j] - ZERO_POINT| * 2^SHIFTS[j] * L",
-                f"+ |INTERCEPT| = {plan.bound} <= 2^63 - 1 (margin {margin:.3g}x),",
-                "so no product or partial sum leaves int64.",
-                "Inputs: NaN in any feature gives NaN; +-inf and values beyond",
-                "(2^31 - 1) / 2^INPUT_BITS[j] (at least twice the training range) saturate;",
-                "-0.0 and denormals are 0 or tiny like any other value.",
-                "Features, in order: " + _comment_text(", ".join(feature_names)),
-                "Compile without -ffast-math/-Ofast: -ffinite-math-only removes the NaN test.",
-            ]
+    if plan.is_plain:
+        proof = ["sum |CODES[j] - ZERO_POINT| * 2^SHIFTS[j] * L", "+ |INTERCEPT|"]
+    else:
+        proof = [
+            "sum |CODES[j] - ZERO_POINT| * 2^SHIFTS[j] * L + sum |INDICATORS[j]|",
+            "+ sum of each table's max |entry| + |INTERCEPT|",
         ]
-    )
+    proof[-1] += f" = {plan.bound} <= 2^63 - 1 (margin {margin:.3g}x),"
+    comment = [
+        *map(_comment_text, provenance.splitlines()),
+        "",
+        *_arithmetic_comment(plan, prefix),
+        "",
+        "Overflow is impossible for ANY input:",
+        *proof,
+        "so no product or partial sum leaves int64"
+        + ("." if plan.is_plain else " (a row adds one entry of each table)."),
+        *_inputs_comment(plan, feature_names),
+        "Compile without -ffast-math/-Ofast: -ffinite-math-only removes the NaN test.",
+    ]
 
     def table(c_type: str, name: str, values: Sequence[str]) -> str:
         return f"static const {c_type} {prefix}_{name}[{n}] = {{{', '.join(values)}}};"
 
     lines = [
         f"/* {prefix}.h: integer-only inference, generated by mlops-lr; do not edit.",
-        comment,
+        *(f" * {line}" if line else " *" for line in comment),
         " */",
         f"#ifndef {guard}",
         f"#define {guard}",
         "",
         "#include <math.h>",
         "#include <stdint.h>",
+        *(["#include <string.h>"] if plan.tables else []),
         "",
-        f"#define {prefix.upper()}_N_FEATURES {n}",
+        *(
+            [f"#define {prefix.upper()}_N_FEATURES {n}"]
+            if plan.is_plain
+            else [
+                f"#define {prefix.upper()}_N_NUMERIC {n}",
+                f"#define {prefix.upper()}_N_CATEGORICAL {len(plan.tables)}",
+            ]
+        ),
         "",
-        table(code_type, "codes", [str(code) for code in stored]),
-        f"static const int32_t {prefix}_zero_point = {plan.zero_point};",
-        table("int8_t", "shifts", [str(shift) for shift in plan.shifts]),
-        f"/* 2^INPUT_BITS[j], INPUT_BITS = {{{', '.join(map(str, plan.input_bits))}}} */",
-        table("double", "input_scale", [float.hex(2.0**bits) for bits in plan.input_bits]),
+    ]
+    if n:
+        lines += [
+            table(_smallest_type(stored), "codes", [str(code) for code in stored]),
+            f"static const int32_t {prefix}_zero_point = {plan.zero_point};",
+            table("int8_t", "shifts", [str(shift) for shift in plan.shifts]),
+            f"/* 2^INPUT_BITS[j], INPUT_BITS = {{{', '.join(map(str, plan.input_bits))}}} */",
+            table("double", "input_scale", [float.hex(2.0**bits) for bits in plan.input_bits]),
+        ]
+    if any(fill is not None for fill in plan.fills):
+        lines += [
+            "/* What a missing (NaN) numeric input becomes; NAN: none, the prediction is NaN. */",
+            table("double", "fills", ["NAN" if f is None else float.hex(f) for f in plan.fills]),
+        ]
+    if any(indicator is not None for indicator in plan.indicators):
+        lines += [
+            "/* What a missing numeric input adds to the accumulator (its missing indicator). */",
+            table("int64_t", "indicators", [f"INT64_C({i or 0})" for i in plan.indicators]),
+        ]
+    lines += [
         f"static const int64_t {prefix}_intercept = INT64_C({plan.intercept});",
         f"static const double {prefix}_output_scale = {float.hex(plan.output_scale)};",
         "",
-        f"/* The prediction for one row x[0..{n - 1}] (features in the order above). */",
-        f"static inline double {prefix}_predict(const double x[{prefix.upper()}_N_FEATURES])",
-        "{",
-        f"    int64_t acc = {prefix}_intercept;",
-        "    int nan = 0;",
-        "    double t;",
     ]
-    limit = f"{INPUT_LIMIT}.0"
-    for j in range(n):
-        lines += [
-            f"    t = x[{j}] * {prefix}_input_scale[{j}];",
-            "    nan |= t != t;",
-            f"    t = t < {limit} ? t : {limit};",  # NaN becomes L here; `nan` overrides it
-            f"    t = t > -{limit} ? t : -{limit};",
-            f"    acc += ((int64_t){prefix}_codes[{j}] - {prefix}_zero_point)"
-            f" * (INT64_C(1) << {prefix}_shifts[{j}])"
-            f" * ((int64_t)(double)(t + {INPUT_LIMIT}.5) - INT64_C({INPUT_LIMIT}));",
-        ]
+    for table_plan, name, identifiers in zip(
+        plan.tables, names.categorical, names.tables, strict=True
+    ):
+        lines += _table_lines(table_plan, name, identifiers)
     lines += [
-        f"    return nan ? (double)NAN : (double)acc * {prefix}_output_scale;",
-        "}",
+        *_predict_lines(plan, prefix, names),
         "",
         f"#endif /* {guard} */",
     ]
     return "\n".join(lines) + "\n"
 
 
+def _arithmetic_comment(plan: FixedPointPlan, prefix: str) -> list[str]:
+    """The header comment's description of the arithmetic."""
+    value = "x[j]" if plan.is_plain else "x"
+    steps = [
+        f"  t = {value:4} * 2^INPUT_BITS[j], saturated to [-L, L]   (exact power-of-two scale)",
+        "  q = (int64)(double)(t + (L + 0.5)) - L            (nearest, ties up)",
+        "  acc += (CODES[j] - ZERO_POINT) * 2^SHIFTS[j] * q  (int64, exact)",
+    ]
+    if plan.is_plain:
+        return [
+            f"{prefix}_predict(x) = (acc + INTERCEPT) * OUTPUT_SCALE, where for each",
+            "feature j (L = 2^31 - 1):",
+            *steps,
+        ]
+    return [
+        f"{prefix}_predict(numeric, codes) = (acc + INTERCEPT) * OUTPUT_SCALE, where for",
+        "each numeric input j (L = 2^31 - 1), x = numeric[j]:",
+        "  if x is NaN and FILLS[j] is not: x = FILLS[j], acc += INDICATORS[j]",
+        *steps,
+        "and for each categorical input k, acc += its TABLE[codes[k]] (int64; a code outside",
+        "0..UNKNOWN counts as UNKNOWN).",
+    ]
+
+
+def _inputs_comment(plan: FixedPointPlan, feature_names: Sequence[str]) -> list[str]:
+    """The header comment's lines on inputs: what NaN, huge values and codes do, and the
+    inputs in order."""
+    saturation = [
+        "(2^31 - 1) / 2^INPUT_BITS[j] (at least twice the training range) saturate;",
+        "-0.0 and denormals are 0 or tiny like any other value.",
+    ]
+    if plan.is_plain:
+        return [
+            "Inputs: NaN in any feature gives NaN; +-inf and values beyond",
+            *saturation,
+            "Features, in order: " + _comment_text(", ".join(feature_names)),
+        ]
+    return [
+        "Inputs: NaN in a numeric input without a fill gives NaN; +-inf and values beyond",
+        *saturation,
+        "Inputs, in order (numbers in numeric[], text as its code in codes[]):",
+        _input_listing(plan, feature_names),
+    ]
+
+
+def _input_listing(plan: FixedPointPlan, feature_names: Sequence[str]) -> str:
+    """The inputs in order with their kinds, ``a (number), b (text)``, for a comment."""
+    kinds = [("number" if kind == NUMERIC else "text") for kind in plan.kinds]
+    return _comment_text(
+        ", ".join(f"{name} ({kind})" for name, kind in zip(feature_names, kinds, strict=True))
+    )
+
+
+def _table_lines(table: CategoryTable, name: str, identifiers: _TableNames) -> list[str]:
+    """The enum, entries, sorted lookup and ``_code`` function of one categorical input."""
+    base, constants = identifiers.base, identifiers.constants
+    missing, unknown = constants[table.missing_code], constants[table.unknown_code]
+    texts = [category.encode() for category in table.categories]
+    if any(b"\0" in text for text in texts):
+        raise ValueError(f"a category of {name!r} holds a NUL character")
+    order = sorted(range(len(texts)), key=texts.__getitem__)  # strcmp's order
+    empty_is_missing = b"" not in texts
+    missing_condition = "text == NULL || text[0] == '\\0'" if empty_is_missing else "text == NULL"
+    return [
+        f"/* {_comment_text(name)}: the codes of its categories, then MISSING and UNKNOWN. */",
+        f"enum {base}_code {{",
+        ",\n".join(f"    {constant} = {code}" for code, constant in enumerate(constants)),
+        "};",
+        "/* What each code adds to the accumulator. */",
+        f"static const int64_t {base}_table[{len(constants)}] = {{",
+        ",\n".join(
+            f"    [{constant}] = INT64_C({entry})"
+            for constant, entry in zip(constants, table.entries, strict=True)
+        ),
+        "};",
+        *(
+            [
+                "/* The category texts in strcmp order (their UTF-8 bytes), with their codes. */",
+                f"static const struct {{ const char *text; int code; }} {base}_lookup"
+                f"[{len(texts)}] = {{",
+                ",\n".join(f"    {{{_c_string(texts[i])}, {constants[i]}}}" for i in order),
+                "};",
+            ]
+            if texts  # a zero-length array is not C
+            else []
+        ),
+        "",
+        f"/* {_comment_text(name)}: the code of a text, its category's; {missing}",
+        f" * for NULL{' and an empty text' if empty_is_missing else ''} (a missing value),"
+        f" {unknown} for any other text. */",
+        f"static inline int {base}_code(const char *text)",
+        "{",
+        f"    if ({missing_condition}) {{",
+        f"        return {missing};",
+        "    }",
+        *(_binary_search(base, len(texts)) if texts else []),
+        f"    return {unknown};",
+        "}",
+        "",
+    ]
+
+
+def _binary_search(base: str, count: int) -> list[str]:
+    """The search of ``<base>_code`` over the ``count`` texts of ``<base>_lookup``: returns
+    the code of a text found."""
+    return [
+        f"    size_t low = 0, high = {count};",
+        "    while (low < high) {",
+        "        size_t middle = low + (high - low) / 2;",
+        f"        int order = strcmp(text, {base}_lookup[middle].text);",
+        "        if (order == 0) {",
+        f"            return {base}_lookup[middle].code;",
+        "        }",
+        "        if (order < 0) {",
+        "            high = middle;",
+        "        } else {",
+        "            low = middle + 1;",
+        "        }",
+        "    }",
+    ]
+
+
+def _predict_lines(plan: FixedPointPlan, prefix: str, names: _Names) -> list[str]:
+    """``<prefix>_predict``: straight-line integer arithmetic over the constants."""
+    n, limit, upper = len(plan.codes), f"{INPUT_LIMIT}.0", prefix.upper()
+    if plan.is_plain:
+        value, parameters = "x", [f"const double x[{upper}_N_FEATURES]"]
+        lines = [
+            f"/* The prediction for one row x[0..{n - 1}] (features in the order above). */",
+        ]
+    else:
+        value, parameters = "numeric", []
+        if n:
+            parameters.append(f"const double numeric[{upper}_N_NUMERIC]")
+        if plan.tables:
+            parameters.append(f"const int codes[{upper}_N_CATEGORICAL]")
+        lines = [
+            "/* The prediction for one row: numeric[] holds the numeric inputs (NaN: missing),",
+            " * codes[] the categorical inputs' codes (from their _code lookups). */",
+        ]
+    has_fill = [fill is not None for fill in plan.fills]
+    lines += [
+        f"static inline double {prefix}_predict({', '.join(parameters)})",
+        "{",
+        f"    int64_t acc = {prefix}_intercept;",
+        *(["    int nan = 0;"] if not all(has_fill) else []),
+        *(["    int missing;"] if any(has_fill) else []),
+        *(["    double t;"] if n else []),
+    ]
+    numeric_names = iter(names.numeric)
+    for j in range(n):
+        x = f"{value}[{j}]"
+        if not plan.is_plain:
+            lines.append(f"    /* {_comment_text(next(numeric_names))} */")
+        if has_fill[j]:
+            lines.append(f"    missing = {x} != {x};")
+            if plan.indicators[j] is not None:
+                lines.append(f"    acc += missing ? {prefix}_indicators[{j}] : INT64_C(0);")
+            lines.append(
+                f"    t = (missing ? {prefix}_fills[{j}] : {x}) * {prefix}_input_scale[{j}];"
+            )
+        else:
+            lines += [f"    t = {x} * {prefix}_input_scale[{j}];", "    nan |= t != t;"]
+        lines += [
+            f"    t = t < {limit} ? t : {limit};",  # NaN becomes L here; `nan` overrides it
+            f"    t = t > -{limit} ? t : -{limit};",
+            f"    acc += ((int64_t){prefix}_codes[{j}] - {prefix}_zero_point)"
+            f" * (INT64_C(1) << {prefix}_shifts[{j}])"
+            f" * ((int64_t)(double)(t + {INPUT_LIMIT}.5) - INT64_C({INPUT_LIMIT}));",
+        ]
+    for k, (name, identifiers) in enumerate(zip(names.categorical, names.tables, strict=True)):
+        unknown = identifiers.constants[-1]
+        lines += [
+            f"    /* {_comment_text(name)} */",
+            f"    acc += {identifiers.base}_table[(unsigned)codes[{k}] <= (unsigned){unknown}"
+            f" ? codes[{k}] : {unknown}];",
+        ]
+    result = f"(double)acc * {prefix}_output_scale"
+    return [
+        *lines,
+        f"    return nan ? (double)NAN : {result};"
+        if not all(has_fill)
+        else f"    return {result};",
+        "}",
+    ]
+
+
 def constant_bytes(plan: FixedPointPlan) -> int:
     """Bytes of the header's constant data: codes (in the type the header declares), int8
-    shifts, double input scales, then the int32 zero point, int64 intercept and double scale."""
-    code_type = _smallest_type([code + plan.zero_point for code in plan.codes])
-    code_bytes = 1 if code_type.endswith("int8_t") else 2
-    return len(plan.codes) * (code_bytes + 1 + 8) + 4 + 8 + 8
+    shifts, double input scales and the int32 zero point (with numeric inputs), then the
+    int64 intercept and double scale;
+    with fills or indicators, 8 bytes per numeric input for each; per categorical input 8
+    bytes per table entry, and its lookup: 16 bytes per category (a pointer and an int,
+    padded, on a 64-bit target) and the text with its NUL."""
+    n = len(plan.codes)
+    total = 8 + 8
+    if n:
+        code_type = _smallest_type([code + plan.zero_point for code in plan.codes])
+        total += n * ((1 if code_type.endswith("int8_t") else 2) + 1 + 8) + 4
+    total += 8 * n * any(fill is not None for fill in plan.fills)
+    total += 8 * n * any(indicator is not None for indicator in plan.indicators)
+    for table in plan.tables:
+        total += 8 * len(table.entries)
+        total += sum(16 + len(category.encode()) + 1 for category in table.categories)
+    return total
+
+
+def as_c_reads(layout: FoldedModel, table: Any) -> Any:
+    """``table`` (a DataFrame) as the exported C reads it: an empty text in a categorical
+    input without an ``""`` category is a missing value there (the lookups treat it as an
+    empty CSV cell; the Python model would count it as an unknown category)."""
+    empty = {}
+    for item in layout.inputs:
+        if item.kind != NUMERIC and "" not in item.categories:
+            column = table[item.name]
+            empty[item.name] = column.where(column != "", None)
+    return table.assign(**empty)
+
+
+def csv_rows(layout: FoldedModel, table: Mapping[str, Any] | Any) -> str:
+    """The rows of ``table`` (column by column, as :meth:`FoldedModel.predict` takes it) as
+    the example program reads them: numbers as hex floats (exact), texts quoted, missing
+    values as empty cells."""
+
+    def cells(item: Any) -> list[str]:
+        column = table[item.name]
+        if item.kind == NUMERIC:
+            values = np.asarray(column, dtype=np.float64)
+            return ["" if np.isnan(v) else float.hex(v) for v in values.tolist()]
+        texts = (category_text(value) for value in np.asarray(column, dtype=object))
+        return ["" if text is None else '"' + text.replace('"', '""') + '"' for text in texts]
+
+    columns = [cells(item) for item in layout.inputs]
+    return "".join(",".join(row) + "\n" for row in zip(*columns, strict=True))
+
+
+def render_main(
+    plan: FixedPointPlan, prefix: str, header: str, feature_names: Sequence[str]
+) -> str:
+    """An example program: CSV rows on stdin, one prediction (``%a``, exact) per output line.
+
+    Each row holds the model's inputs in order, comma-separated, without a header line.
+    Cells may be quoted (RFC 4180: ``"a, b"``, ``""`` for a quote inside quotes, line ends
+    inside quotes); numbers are read by ``strtod`` (decimals, hex floats, ``nan``, ``inf``),
+    texts through the inputs' ``_code`` lookups. An empty cell is a missing value; a quoted
+    empty cell ``""`` is the empty text. A malformed row prints its line number and the
+    problem on stderr and ends the program with status 1.
+    """
+    names = _Names(plan, prefix, feature_names)
+    upper, n_inputs = prefix.upper(), len(plan.kinds)
+    # Zeros for the compiler only: a row is predicted once all its cells are read.
+    arrays, arguments = [], []
+    if plan.codes:
+        size = f"{upper}_N_FEATURES" if plan.is_plain else f"{upper}_N_NUMERIC"
+        arrays.append(f"    double numeric[{size}] = {{0}};")
+        arguments.append("numeric")
+    if plan.tables:
+        arrays.append(f"    int codes[{upper}_N_CATEGORICAL] = {{0}};")
+        arguments.append("codes")
+    if not plan.tables:  # cell j is numeric[j]
+        store = ["                problem = read_number(text, &numeric[cell]);"]
+    else:
+        store, numeric, categorical = ["                switch (cell) {"], 0, 0
+        for cell, kind in enumerate(plan.kinds):
+            if kind == NUMERIC:
+                action = f"problem = read_number(text, &numeric[{numeric}]);"
+                numeric += 1
+            else:
+                lookup = names.tables[categorical].base + "_code"
+                action = (
+                    f"codes[{categorical}] = {lookup}((quoted || text[0] != '\\0') ? text : NULL);"
+                )
+                categorical += 1
+            store += [
+                f"                case {cell}:",
+                f"                    {action}",
+                "                    break;",
+            ]
+        store.append("                }")
+    listed = _input_listing(plan, feature_names)
+    store_lines = "\n".join(store)
+    array_lines = "\n".join(arrays)
+    return f"""/* Example: predict CSV rows read from stdin with {header}, generated by mlops-lr.
+ *   gcc -std=c99 -O2 -Wall -Wextra -Werror -pedantic -Wconversion main.c -o predict
+ *   ./predict < rows.csv
+ * Each row holds the model's {n_inputs} inputs in this order, comma-separated, no header line:
+ *   {listed}
+ * A cell may be quoted ("a, b"; "" is a quote inside quotes; a line end inside quotes is
+ * part of the text). Numbers are read by strtod (decimals, hex floats, inf, nan); text is
+ * taken as it is, spaces included. An empty cell is a missing value (NaN, or the input's
+ * MISSING code); a quoted empty cell "" is the empty text (missing too, unless the model
+ * has "" as a category).
+ * Prints each prediction as a C99 hex float (%a): exact, and read back by strtod.
+ * A malformed row: its line number and the problem on stderr, exit status 1.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "{header}"
+
+#define N_INPUTS {n_inputs}
+#define CELL_SIZE {CELL_SIZE} /* the longest cell, in bytes, plus its NUL */
+
+/* What follows a cell: another cell, the end of the row, or the end of the input. */
+enum cell_end {{ NEXT_CELL, END_OF_ROW, END_OF_INPUT }};
+
+/* Reads one CSV cell from stdin into text (NUL-terminated), and sets *quoted and *end; counts
+ * the line ends it reads in *line. Returns NULL, or what is wrong with the cell. */
+static const char *read_cell(char text[CELL_SIZE], int *quoted, enum cell_end *end, long *line)
+{{
+    size_t length = 0;
+    int c = getchar();
+    *quoted = c == '"';
+    if (*quoted) {{
+        for (;;) {{
+            c = getchar();
+            if (c == '"') {{
+                c = getchar();
+                if (c != '"') {{
+                    break; /* the closing quote */
+                }}
+            }} else if (c == EOF) {{
+                return "a quoted cell is not closed";
+            }} else if (c == '\\n') {{
+                ++*line;
+            }}
+            if (c == '\\0') {{
+                return "a NUL byte";
+            }}
+            if (length == CELL_SIZE - 1) {{
+                return "a cell longer than {CELL_SIZE - 1} bytes";
+            }}
+            text[length++] = (char)c;
+        }}
+        if (c == '\\r') {{
+            c = getchar(); /* the CR of a CRLF line end */
+            if (c != '\\n') {{
+                return "text after a closing quote";
+            }}
+        }}
+    }} else {{
+        while (c != ',' && c != '\\n' && c != EOF) {{
+            if (c == '"') {{
+                return "a quote inside an unquoted cell";
+            }}
+            if (c == '\\0') {{
+                return "a NUL byte";
+            }}
+            if (length == CELL_SIZE - 1) {{
+                return "a cell longer than {CELL_SIZE - 1} bytes";
+            }}
+            text[length++] = (char)c;
+            c = getchar();
+        }}
+        if (c != ',' && length > 0 && text[length - 1] == '\\r') {{
+            --length; /* the CR of a CRLF line end */
+        }}
+    }}
+    text[length] = '\\0';
+    if (c == ',') {{
+        *end = NEXT_CELL;
+    }} else if (c == '\\n') {{
+        ++*line;
+        *end = END_OF_ROW;
+    }} else if (c == EOF) {{
+        *end = (*quoted || length > 0) ? END_OF_ROW : END_OF_INPUT;
+    }} else {{
+        return "text after a closing quote";
+    }}
+    return NULL;
+}}
+
+{_READ_NUMBER if plan.codes else ""}int main(void)
+{{
+    static char text[CELL_SIZE];
+{array_lines}
+    long line = 1;
+    for (;;) {{
+        const long row = line;
+        enum cell_end end = NEXT_CELL;
+        int cell, quoted;
+        for (cell = 0; cell < N_INPUTS; ++cell) {{
+            const char *problem;
+            if (end != NEXT_CELL) {{
+                fprintf(stderr, "line %ld: expected %d cells\\n", row, N_INPUTS);
+                return 1;
+            }}
+            problem = read_cell(text, &quoted, &end, &line);
+            if (problem == NULL && cell == 0 && end == END_OF_INPUT) {{
+                return 0;
+            }}
+            if (problem == NULL) {{
+{store_lines}
+            }}
+            if (problem != NULL) {{
+                fprintf(stderr, "line %ld, cell %d: %s\\n", row, cell + 1, problem);
+                return 1;
+            }}
+        }}
+        if (end == NEXT_CELL) {{
+            fprintf(stderr, "line %ld: expected %d cells\\n", row, N_INPUTS);
+            return 1;
+        }}
+        printf("%a\\n", {prefix}_predict({", ".join(arguments)}));
+    }}
+}}
+"""
+
+
+# main.c's reader of numeric cells (only a model with numeric inputs has one).
+_READ_NUMBER = """/* A numeric cell: empty is missing (NaN), anything else a number that strtod
+ * reads whole (spaces around it allowed). Returns NULL, or what is wrong with the cell. */
+static const char *read_number(const char *text, double *value)
+{
+    char *end;
+    if (text[0] == '\\0') {
+        *value = (double)NAN;
+        return NULL;
+    }
+    *value = strtod(text, &end);
+    if (end == text) {
+        return "not a number";
+    }
+    end += strspn(end, " \\t");
+    return *end == '\\0' ? NULL : "not a number";
+}
+
+"""
+
+
+@dataclass(frozen=True)
+class _TableNames:
+    """The C identifiers of one categorical input: ``base`` (its functions, arrays and enum
+    tag add ``_code``, ``_table``, ``_lookup``) and the enum constant of each code."""
+
+    base: str
+    constants: tuple[str, ...]
+
+
+class _Names:
+    """The inputs' names by kind and the categorical inputs' C identifiers, unique among
+    themselves and the header's fixed identifiers."""
+
+    def __init__(self, plan: FixedPointPlan, prefix: str, feature_names: Sequence[str]) -> None:
+        if len(feature_names) != len(plan.kinds):
+            raise ValueError(f"{len(feature_names)} feature names for {len(plan.kinds)} inputs")
+        kinds = list(zip(plan.kinds, feature_names, strict=True))
+        self.numeric = [name for kind, name in kinds if kind == NUMERIC]
+        self.categorical = [name for kind, name in kinds if kind != NUMERIC]
+        upper = prefix.upper()
+        self._taken = {
+            f"{upper}_{suffix}" for suffix in ("H", "N_FEATURES", "N_NUMERIC", "N_CATEGORICAL")
+        } | {
+            f"{prefix}_{suffix}"
+            for suffix in (
+                *("codes", "zero_point", "shifts", "input_scale", "fills", "indicators"),
+                *("intercept", "output_scale", "predict"),
+            )
+        }
+        self.tables = [
+            self._table(f"{prefix}_{_identifier_part(name)}", table)
+            for name, table in zip(self.categorical, plan.tables, strict=True)
+        ]
+
+    def _table(self, wanted: str, table: CategoryTable) -> _TableNames:
+        base = self._claim(
+            wanted,
+            lambda base: [
+                *(f"{base}_{suffix}" for suffix in ("code", "table", "lookup")),
+                *(f"{base.upper()}_{level}" for level in ("MISSING", "UNKNOWN")),
+            ],
+        )
+        constants = [
+            self._claim(f"{base.upper()}_{_identifier_part(category).upper() or 'EMPTY'}")
+            for category in table.categories
+        ]
+        return _TableNames(base, (*constants, f"{base.upper()}_MISSING", f"{base.upper()}_UNKNOWN"))
+
+    def _claim(self, wanted: str, forms: Callable[[str], list[str]] = lambda name: [name]) -> str:
+        """``wanted``, or ``wanted_2``, ``wanted_3`` …: the first whose ``forms`` (the
+        identifiers made from it) are all free; they are taken from then on."""
+        candidate, number = wanted, 1
+        while any(form in self._taken for form in forms(candidate)):
+            number += 1
+            candidate = f"{wanted}_{number}"
+        self._taken.update(forms(candidate))
+        return candidate
+
+
+def _identifier_part(text: str) -> str:
+    """``text`` with every character but ASCII letters, digits and ``_`` replaced by ``_``."""
+    return re.sub(r"[^0-9A-Za-z_]", "_", text)
+
+
+def _c_string(text: bytes) -> str:
+    """``text`` as a C string literal: printable ASCII as it is (``"``, ``\\`` and ``?``
+    escaped, so no trigraph can form), every other byte as a three-digit octal escape."""
+    escaped = []
+    for byte in text:
+        char = chr(byte)
+        if char in '"\\?':
+            escaped.append("\\" + char)
+        elif 0x20 <= byte < 0x7F:
+            escaped.append(char)
+        else:
+            escaped.append(f"\\{byte:03o}")
+    return '"' + "".join(escaped) + '"'
 
 
 def _comment_text(text: str) -> str:
@@ -136,52 +669,3 @@ def _smallest_type(values: Sequence[int]) -> str:
         if lowest <= low and high <= highest:
             return c_type
     raise ValueError(f"codes from {low} to {high} do not fit 16 bits")
-
-
-def render_main(prefix: str, header: str) -> str:
-    """An example program: one row of whitespace-separated numbers per input line (anything
-    ``strtod`` reads: decimals, hex floats, ``nan``, ``inf``), one prediction (``%a``, exact)
-    per output line."""
-    n = f"{prefix.upper()}_N_FEATURES"
-    return f"""/* Example: predict rows read from stdin with {header}, generated by mlops-lr.
- *   gcc -std=c99 -O2 -Wall -Wextra -Werror -pedantic -Wconversion main.c -o predict
- *   echo "8.3252 41 6.984 1.024 322 2.556 37.88 -122.23" | ./predict
- * Prints each prediction as a C99 hex float (%a): exact, and read back by strtod.
- */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "{header}"
-
-int main(void)
-{{
-    char line[4096];
-    double x[{n}];
-    long row = 0;
-    while (fgets(line, sizeof line, stdin) != NULL) {{
-        char *cursor = line;
-        char *end;
-        int j;
-        ++row;
-        if (strchr(line, '\\n') == NULL && !feof(stdin)) {{
-            fprintf(stderr, "line %ld: longer than %d characters\\n", row, (int)sizeof line - 2);
-            return 1;
-        }}
-        for (j = 0; j < {n}; ++j) {{
-            x[j] = strtod(cursor, &end);
-            if (end == cursor) {{
-                break;
-            }}
-            cursor = end;
-        }}
-        cursor += strspn(cursor, " \\t\\r\\n");
-        if (j < {n} || *cursor != '\\0') {{
-            fprintf(stderr, "line %ld: expected %d numbers\\n", row, {n});
-            return 1;
-        }}
-        printf("%a\\n", {prefix}_predict(x));
-    }}
-    return 0;
-}}
-"""

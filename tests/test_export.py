@@ -87,7 +87,7 @@ def models(trained_artifacts: Path, split) -> dict[str, QuantizedLinearModel]:
 
 
 def _hex_rows(X: np.ndarray) -> str:
-    return "".join(" ".join(float.hex(float(v)) for v in row) + "\n" for row in X)
+    return "".join(",".join(float.hex(float(v)) for v in row) + "\n" for row in X)
 
 
 def _build(directory: Path, model: QuantizedLinearModel, max_abs: np.ndarray, flags: list[str]):
@@ -97,7 +97,7 @@ def _build(directory: Path, model: QuantizedLinearModel, max_abs: np.ndarray, fl
     prefix = c_identifier("test-model")
     names = [f"x{j}" for j in range(model.codes.size)]
     (directory / f"{prefix}.h").write_text(render_header(plan, prefix, names, "test"))
-    (directory / "main.c").write_text(render_main(prefix, f"{prefix}.h"))
+    (directory / "main.c").write_text(render_main(plan, prefix, f"{prefix}.h", names))
     executable = directory / "predict"
     build = subprocess.run(
         [_gcc(), *flags, "main.c", "-o", str(executable)],
@@ -146,10 +146,11 @@ def test_c_is_bit_exact_on_every_test_row_and_extreme_input(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("1 2 3 4 5 6 7 8\n1 2 3\n", "line 2: expected 8 numbers\n"),
-        ("1 2 3 4 5 6 7 8 9\n", "line 1: expected 8 numbers\n"),
-        ("1 2 3 4 5 6 7 8abc\n", "line 1: expected 8 numbers\n"),
-        ("1 " * 3000 + "\n", "line 1: longer than 4094 characters\n"),
+        ("1,2,3,4,5,6,7,8\n1,2,3\n", "line 2: expected 8 cells\n"),
+        ("1,2,3,4,5,6,7,8,9\n", "line 1: expected 8 cells\n"),
+        ("1,2,3,4,5,6,7,8abc\n", "line 1, cell 8: not a number\n"),
+        ("1 2 3 4 5 6 7 8\n", "line 1, cell 1: not a number\n"),
+        ("1" * 5000 + "\n", "line 1, cell 1: a cell longer than 4095 bytes\n"),
     ],
 )
 def test_the_example_program_refuses_malformed_lines(
@@ -333,5 +334,5 @@ def test_the_header_proves_its_bound(models, split) -> None:
     assert f"static const int64_t m_intercept = INT64_C({plan.intercept});" in header
     assert f"m_output_scale = {float.hex(plan.output_scale)};" in header
     assert "static inline double m_predict(" in header
-    with pytest.raises(ValueError, match="7 feature names for 8 codes"):
+    with pytest.raises(ValueError, match="7 feature names for 8 inputs"):
         render_header(plan, "m", [f"x{j}" for j in range(7)], "")
