@@ -51,7 +51,8 @@ class SplitRule:
     """``dataset.split=hash`` with its test fraction and seed, applied batch by batch.
 
     A batch read again in a later pass (same ``origin``) gets its rows' sides from the first
-    pass, kept as bits (2.5 MB for 20 M rows): the hash is a fifth of a pass's work."""
+    pass, kept as bits (2.5 MB for 20 M rows): the hash is a fifth of a pass's work. Origins
+    name batches of one source: :class:`StreamingFit` keeps one rule per source."""
 
     test_size: float
     random_state: int
@@ -207,11 +208,14 @@ def make_source(config: Config) -> FileSource | MemorySource:
 
 
 class StreamingFit:
-    """Fit and evaluate a linear model from batches: ``statistics`` then ``evaluate``."""
+    """Passes over the batches of one source: what preprocessing learns (``summary``), the
+    statistics of a design (``design_statistics``), a model's scores (``evaluate``,
+    ``compare``). Each batch's train/test sides are hashed once and kept for later passes."""
 
     def __init__(self, engine: EngineConfig, source: FileSource | MemorySource) -> None:
         self.engine = engine
         self.source = source
+        self._splits: dict[tuple[float, int], SplitRule] = {}
         self._stack = contextlib.ExitStack()
         self._run: Callable[[Callable[..., Any]], Any]
         if isinstance(engine, DaskEngineConfig):
@@ -227,6 +231,11 @@ class StreamingFit:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
+    def _kept(self, rule: SplitRule) -> SplitRule:
+        """This source's copy of ``rule``, whose kept sides are of this source's batches."""
+        key = (rule.test_size, rule.random_state)
+        return self._splits.setdefault(key, SplitRule(*key))
+
     def shift(self, layout: FoldedModel) -> tuple[np.ndarray, float]:
         """The first row of the data over ``layout``'s design: the point all statistics are
         measured from."""
@@ -237,14 +246,16 @@ class StreamingFit:
 
     def summary(self, rule: SplitRule) -> ColumnSummary:
         """What preprocessing learns from the training rows (a pass)."""
+        rule = self._kept(rule)
         return self._run(lambda batch: batch_summary(batch, rule))
 
     def design_statistics(self, rule: SplitRule, layout: FoldedModel) -> LinearStats:
         """The training rows' sufficient statistics over ``layout``'s design (a pass)."""
-        shift = self.shift(layout)
+        shift, rule = self.shift(layout), self._kept(rule)
         return self._run(lambda batch: batch_design_statistics(batch, rule, layout, shift))
 
     def evaluate(self, rule: SplitRule, model: FoldedModel, n_samples: int) -> Evaluation:
+        rule = self._kept(rule)
         return self._run(lambda batch: batch_evaluation(batch, rule, model, n_samples))
 
     def compare(
@@ -254,6 +265,7 @@ class StreamingFit:
         candidate: FoldedModel,
         n_samples: int,
     ) -> Comparison:
+        rule = self._kept(rule)
         return self._run(
             lambda batch: batch_comparison(batch, rule, reference, candidate, n_samples)
         )
@@ -318,6 +330,7 @@ class _DaskRunner(contextlib.AbstractContextManager):
             ) from None
         self.engine = engine
         self.source = source
+        self._splits: dict[tuple[float, int], SplitRule] = {}
         self._stack = contextlib.ExitStack()
         # The scheduler's and nannies' INFO lines would reach the console through Hydra's
         # logging; warnings and errors still do.
@@ -418,4 +431,7 @@ def _computed(compute: Callable[[Batch], Result], batch: Batch) -> Result:
     try:
         return compute(batch)
     except MissingValueError as error:
-        raise DataError(f"batch from row {batch.first_row + error.row + 1}: {error}") from None
+        raise DataError(
+            f"column {error.column!r} has a missing value in the batch from row "
+            f"{batch.first_row + 1} and the model has no fill for it"
+        ) from None

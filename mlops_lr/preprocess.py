@@ -79,9 +79,7 @@ def build_model(
     drop = settings.drop
     if drop == "auto":  # least squares with an intercept is singular on a full one-hot block
         drop = "first" if isinstance(estimator, LinearRegression) else "none"
-    frequency = settings.min_frequency
-    if frequency is not None and frequency >= 1:
-        frequency = int(frequency)  # scikit-learn reads an int as a count, a float as a share
+    frequency = min_frequency(settings)
     for name in categorical:
         encoder = OneHotEncoder(
             handle_unknown="ignore",
@@ -168,6 +166,13 @@ def encoded_levels(encoder: OneHotEncoder, name: str) -> tuple[tuple[str, ...], 
     with warnings.catch_warnings():  # "unknown categories ... encoded as all zeros": meant
         warnings.simplefilter("ignore", UserWarning)
         return categories, np.asarray(encoder.transform(probes), dtype=np.float64)
+
+
+def min_frequency(settings: StandardPreprocessConfig) -> float | int | None:
+    """``preprocess.min_frequency`` as scikit-learn reads it: an int is a count, a float a
+    share of the rows."""
+    frequency = settings.min_frequency
+    return int(frequency) if frequency is not None and frequency >= 1 else frequency
 
 
 def check_cardinality(name: str, count: int, settings: StandardPreprocessConfig) -> None:

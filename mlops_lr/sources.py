@@ -1,3 +1,11 @@
+"""Tabular data of any size as a stream of batches: CSV or Parquet files (a file, a directory or
+a glob), read with pyarrow a batch at a time, or an in-memory dataset cut into batches.
+
+Every batch is validated where it is read (columns, numbers, finiteness), and the error names
+the file and the row, so a bad row late in a large file stops the run with one clear line.
+Text columns arrive as :class:`pandas.Categorical` columns (each distinct text once).
+"""
+
 from __future__ import annotations
 
 import hashlib
@@ -62,7 +70,9 @@ class Batch:
         matrix at once, then each text column."""
         positions = {name: j for j, name in enumerate(self.feature_names)}
         numeric = [positions[name] for name in self.feature_names if name not in self.categorical]
-        blocks: list[tuple[np.ndarray, Any]] = [(numeric_words(self.X), np.array(numeric))]
+        blocks: list[tuple[np.ndarray, Any]] = [
+            (numeric_words(self.X), np.array(numeric, dtype=np.intp))
+        ]
         for name, column in zip(self.categorical, self.text, strict=True):
             blocks.append((text_words(column), positions[name]))
         return blocks
@@ -372,18 +382,33 @@ def _finished(
 def _batch(record_batch: Any, source: FileSource, path: Path, first_row: int) -> Batch:
     import pyarrow as pa
 
+    markers = (
+        _numeric_markers(source.na_values)
+        if path.suffix.lower() not in PARQUET_SUFFIXES
+        else np.empty(0)
+    )
+
     def number(name: str) -> np.ndarray:
         values = record_batch.column(name)
         kind = values.type
-        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        if pa.types.is_null(kind):  # what pandas writes for a column of None: all missing
+            return np.full(len(values), np.nan)
+        if pa.types.is_boolean(kind):
+            values = values.cast(pa.float64())
+        elif not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
             hint = " (list it in dataset.categorical if it holds categories)"
             raise DataError(f"{path}: column {name!r} is not numeric ({kind}){hint}")
-        return values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        numbers = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        if markers.size:  # pandas' rule: a marker that is a number matches it however written
+            numbers = np.where(np.isin(numbers, markers), np.nan, numbers)
+        return numbers
 
     # Column-major: each feature contiguous, as the per-column work (fills, sums) reads it.
     numbers = [number(name) for name in source.numeric_names]
     X = np.asarray(numbers, dtype=np.float64).reshape(len(numbers), record_batch.num_rows).T
-    text = tuple(categories(record_batch.column(name)) for name in source.categorical)
+    text = tuple(
+        categories(record_batch.column(name), missing=markers) for name in source.categorical
+    )
     return Batch(
         X,
         text,
@@ -409,10 +434,11 @@ def frame_batch(frame: pd.DataFrame, source: FileSource | MemorySource, name: st
     return _checked(batch, source, name, lambda row: f"row {row + 1} of a partition")
 
 
-def categories(values: Any) -> pd.Categorical:
+def categories(values: Any, missing: np.ndarray | None = None) -> pd.Categorical:
     """An Arrow (or pandas) column as a :class:`pandas.Categorical` of the texts its values
     are known by (:func:`mlops_lr.folded.category_text`: ``2007`` as ``"2007"``, booleans as
-    ``"True"``/``"False"``), each distinct value converted once."""
+    ``"True"``/``"False"``), each distinct value converted once; a text that reads as one of
+    the numbers ``missing`` is missing (pandas' ``na_values`` rule)."""
     import pyarrow as pa
 
     array = (
@@ -426,10 +452,28 @@ def categories(values: Any) -> pd.Categorical:
         array = array.dictionary_encode()
     codes = array.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     texts = [category_text(value) for value in array.dictionary.to_pylist()]
+    if missing is not None and missing.size:
+        texts = [None if _number_in(text, missing) else text for text in texts]
     inner, uniques = pd.factorize(np.array(texts, dtype=object), use_na_sentinel=True)
     if len(uniques) != len(texts):  # 1 and 1.0, or a null in the dictionary: merge them
         codes = np.append(inner, -1)[codes]
     return pd.Categorical.from_codes(codes, categories=pd.Index(list(uniques), dtype=object))
+
+
+def _numeric_markers(na_values: Sequence[str]) -> np.ndarray:
+    """The ``na_values`` that are numbers, as floats."""
+    return np.array([v for v in map(_float_or_nan, na_values) if not np.isnan(v)])
+
+
+def _float_or_nan(text: str | None) -> float:
+    try:
+        return float(text) if text is not None else float("nan")
+    except ValueError:
+        return float("nan")
+
+
+def _number_in(text: str | None, numbers: np.ndarray) -> bool:
+    return bool(np.isin(_float_or_nan(text), numbers))
 
 
 def _itself(batch: Batch) -> Batch:

@@ -66,18 +66,13 @@ def fit_preprocessing(
         name
     ) in categorical:  # the fitted encoders keep their levels; the setting reads as configured
         columns.named_transformers_[preprocess.CATEGORICAL_STEP + name].set_params(
-            min_frequency=_configured_frequency(settings)
+            min_frequency=preprocess.min_frequency(settings)
         )
     if numeric:
         _set_numeric_statistics(
             columns.named_transformers_[preprocess.NUMERIC_STEP], settings, summary
         )
     return model
-
-
-def _configured_frequency(settings: StandardPreprocessConfig) -> float | int | None:
-    frequency = settings.min_frequency
-    return int(frequency) if frequency is not None and frequency >= 1 else frequency
 
 
 def _stand_in_rows(
@@ -93,7 +88,7 @@ def _stand_in_rows(
     is infrequent, the threshold exceeds the rows. A numeric column is missing in the first
     row when it was missing in training (the missing indicator's "missing-only" rule), and
     everywhere when it was never present."""
-    frequency = _configured_frequency(settings)
+    frequency = preprocess.min_frequency(settings)
     levels: dict[str, list[str | None]] = {}
     frequent_levels: dict[str, list[str | None]] = {}
     for name, counts in zip(categorical, summary.counts, strict=True):
@@ -112,9 +107,9 @@ def _stand_in_rows(
         values = levels[name]
         frequent = frequent_levels[name]
         padding = frequent[0] if frequent else values[0]
-        # Typed as the in-memory tables' text columns are (pandas infers its string dtype, NaN
-        # for missing): scikit-learn tells None and NaN apart.
-        frame[name] = pd.Series(np.array(values + [padding] * (rows - len(values)), dtype=object))
+        # Typed as the in-memory tables' text columns are (pandas' string dtype, NaN for
+        # missing): scikit-learn tells None and NaN apart.
+        frame[name] = pd.Series(values + [padding] * (rows - len(values)), dtype="str")
         if frequency is None:
             thresholds[name] = None
         else:
@@ -240,15 +235,15 @@ def _encoded(model: Pipeline, layout: FoldedModel, design: LinearStats) -> Linea
         step = preprocess.CATEGORICAL_STEP + item.name
         _, rows = preprocess.encoded_levels(columns.named_transformers_[step], item.name)
         A[block, slices[step]] = rows
-    means = design.feature_means @ A + offset
+    # The shift maps like any point (so the means keep their precision), the offsets do not.
     return LinearStats(
         n=design.n,
-        mean_x=means,
+        mean_x=design.mean_x @ A,
         mean_y=design.mean_y,
         sxx=A.T @ design.sxx @ A,
         sxy=A.T @ design.sxy,
         syy=design.syy,
-        shift_x=np.zeros(len(means)),
+        shift_x=design.shift_x @ A + offset,
         shift_y=design.shift_y,
     )
 

@@ -229,7 +229,6 @@ class LinearStats:
             check_random_state(random_state),
             random,
             positive,
-            True,
         )
         coef = np.asarray(coef, dtype=np.float64)
         return coef, self.intercept(coef), int(iterations)
@@ -243,7 +242,7 @@ class LinearStats:
 
     def _require_rows(self) -> None:
         if self.n < 2:
-            raise ValueError(f"least squares needs at least 2 rows, got {self.n}")
+            raise ValueError(f"a fit needs at least 2 rows, got {self.n}")
 
     @property
     def feature_means(self) -> np.ndarray:

@@ -138,8 +138,15 @@ def fit_out_of_core(
     source = streaming.source
     names, categorical = source.feature_names, source.categorical
     model = build_model(config.model)
+    if source.first_row() is None:
+        raise DataError(f"{source.name}: no data rows")
     if isinstance(config.preprocess, StandardPreprocessConfig):
         summary = streaming.summary(rule)
+        if summary.n < MIN_SPLIT_ROWS:
+            raise DataError(
+                f"only {summary.n} training row(s) with test_size={config.dataset.test_size}: "
+                f"at least {MIN_SPLIT_ROWS} are needed"
+            )
         model = statistics_fit.fit_preprocessing(
             config.preprocess, model, summary, names, categorical
         )

@@ -327,3 +327,83 @@ def test_streaming_refuses_what_needs_every_row(cli) -> None:
     assert_one_line_error(result, "preprocess.scale='robust' is not allowed: standard or none", 2)
     result = cli(*common, "model=lasso", "model.positive=true")
     assert_one_line_error(result, "with positive=true", 2)
+
+
+def test_text_only_features_and_listed_integer_and_boolean_categories(cli, tmp_path: Path) -> None:
+    """No numeric feature at all; an integer column listed as categorical (its decimal text)
+    and a boolean one (True/False) in Parquet; every level pooled as infrequent."""
+    frame = mixed_table(3000, seed=4)
+    frame["year"] = np.random.default_rng(0).integers(2007, 2010, len(frame))
+    frame["flag"] = frame["count"] > 10
+    parts = tmp_path / "data"
+    parts.mkdir()
+    frame.iloc[:1700].to_parquet(parts / "a.parquet")
+    frame.iloc[1700:].to_parquet(parts / "b.parquet")
+    cases = {
+        "text-only": ("dataset.features=[colour,grade,region]", "model=ridge"),
+        "listed": (
+            "dataset.features=[size,year,flag,grade]",
+            "dataset.categorical=[year,flag,grade]",
+            "model=lasso",
+            "model.alpha=0.05",
+        ),
+        "all-infrequent": ("preprocess.min_frequency=0.9", "model=linear_regression"),
+    }
+    models = {}
+    for name, options in cases.items():
+        common = table_overrides(parts, "y", *options)
+        expected, _ = trained(cli, tmp_path, f"{name}-memory", *common)
+        models[name], _ = trained(cli, tmp_path, f"{name}-stream", *common, "engine=stream")
+        assert_same_model(models[name], expected)
+    inputs = {item.name: item for item in models["listed"].inputs}
+    year, flag = inputs["year"], inputs["flag"]
+    assert (year.categories, flag.categories) == (("2007", "2008", "2009"), ("False", "True"))
+
+
+def test_one_csv_with_numeric_markers_streams_like_memory(cli, tmp_path: Path) -> None:
+    """dataset.na_values as pandas reads them: the marker -999 also matches -999.0, in number
+    and text columns; a CSV's text columns read as text by the stream."""
+    frame = mixed_table(2500, seed=6)
+    frame.loc[frame.index % 37 == 0, "count"] = -999.0
+    frame["grade"] = frame["grade"].where(frame.index % 41 != 0, "-999.0")
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False, float_format="%.17g")
+    common = (
+        "dataset=csv",
+        f"dataset.path={path}",
+        "dataset.target=y",
+        "dataset.split=hash",
+        "dataset.na_values=['',-999]",
+        "preprocess=standard",
+        "preprocess.add_indicator=true",
+        "model=ridge",
+    )
+    expected, _ = trained(cli, tmp_path, "memory", *common)
+    got, _ = trained(cli, tmp_path, "stream", *common, "engine=stream", "engine.batch_rows=400")
+    assert_same_model(got, expected)
+    assert "count <missing>" in got.design_names()
+    assert "grade=-999.0" not in got.design_names()
+
+
+def test_no_training_rows_is_one_line(cli, tmp_path: Path) -> None:
+    frame = mixed_table(10, seed=8)
+    frame.iloc[:0].to_parquet(tmp_path / "empty.parquet")
+    result = cli(*table_overrides(tmp_path / "empty.parquet", "y"), "engine=stream")
+    assert_one_line_error(result, "no data rows", exit_code=3)
+    frame.iloc[:1].to_parquet(tmp_path / "one.parquet")
+    result = cli(*table_overrides(tmp_path / "one.parquet", "y"), "engine=stream")
+    assert_one_line_error(result, "training row(s) with test_size=0.2: at least 2", exit_code=3)
+    assert not (tmp_path / "artifacts" / "model.joblib").exists()
+
+
+def test_an_all_missing_column_in_one_parquet_file(cli, tmp_path: Path) -> None:
+    """pandas writes a column of None as Arrow's null type: missing numbers, as in memory."""
+    frame = mixed_table(2000, seed=9)
+    parts = tmp_path / "data"
+    parts.mkdir()
+    frame.iloc[:1200].to_parquet(parts / "a.parquet")
+    frame.iloc[1200:].assign(size=None).to_parquet(parts / "b.parquet")
+    common = table_overrides(parts, "y", "model=ridge")
+    expected, _ = trained(cli, tmp_path, "memory", *common)
+    got, _ = trained(cli, tmp_path, "stream", *common, "engine=stream")
+    assert_same_model(got, expected)

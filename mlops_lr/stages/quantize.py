@@ -180,8 +180,9 @@ def _streamed(config: Config, spec: QuantizationSpec) -> _Evaluated:
         folded, manifest, reason = training.load_or_train(config, source.fingerprint(), train)
         _say_trained(reason)
         design = fitted[0] if fitted else streaming.design_statistics(rule, folded)
-        # A one-hot column's sum counts its rows (see quantized_folded.calibrate).
-        reference = folded.centred(design.n * design.feature_means)
+        # A one-hot column's sum counts its rows (see quantized_folded.calibrate): whole
+        # numbers, as in memory, whatever rounding the merged means carry.
+        reference = folded.centred(np.rint(design.n * design.feature_means))
         moments = design.moments()
         quantized = _quantize(config, reference, spec, moments)
         dequantized = quantized.dequantized()
