@@ -14,11 +14,11 @@ All fits use dataset.split=hash (test_size 0.2, random_state 42). Goals (issue 8
 the warm Parquet read and ≤ 500 MB; dask ≤ 1.5× Dask's own read-only pass (same cluster).
 
 ``--kind tables`` adds three text columns (50, 20 and 5 levels, skewed) and 5 % missing values
-in two numeric columns, and fits ``preprocess=standard`` with Ridge: a first pass for what
-preprocessing learns, a second for the Gram of the folded design. Goals (issue 14): the fit
-passes ≤ 4× the warm read, ≤ 600 MB; dask ≤ 1.5× Dask's own read. The in-memory methods are
-skipped (a dense one-hot copy of 20 M rows is what the engines avoid); the tests hold the
-engines to the memory engine at small scale.
+in two numeric columns, and fits ``preprocess=standard`` with Ridge from one pass (the raw
+table's statistics, which give both what preprocessing learns and the folded design's Gram).
+Goals (issue 14): the fit pass ≤ 4× the warm read, ≤ 600 MB; dask ≤ 1.5× Dask's own read.
+The in-memory methods are skipped (a dense one-hot copy of 20 M rows is what the engines
+avoid); the tests hold the engines to the memory engine at small scale.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def generate(directory: Path, rows: int, files: int, kind: str = "numeric") -> N
 
 def fit(streaming, rule, kind: str):  # type: ignore[no-untyped-def]
     """The folded model the engines fit: OLS on the numbers, or Ridge with preprocessing on
-    the tables (the passes `make train ENGINE=stream` makes before its evaluation pass)."""
+    the tables (the pass `make train ENGINE=stream` makes before its evaluation pass)."""
     from sklearn.linear_model import LinearRegression, Ridge
 
     from mlops_lr import preprocess, statistics_fit
@@ -82,12 +82,16 @@ def fit(streaming, rule, kind: str):  # type: ignore[no-untyped-def]
     names, categorical = source.feature_names, source.categorical
     model = LinearRegression()
     if kind == "tables":
-        summary = streaming.summary(rule)
+        table = streaming.table_statistics(rule, 1000)
         model = statistics_fit.fit_preprocessing(
-            StandardPreprocessConfig(), Ridge(), summary, names, categorical
+            StandardPreprocessConfig(), Ridge(), table.summary(), names, categorical
         )
-    layout = statistics_fit.layout(model, names, categorical, TARGET)
-    statistics_fit.fit_estimator(model, layout, streaming.design_statistics(rule, layout))
+        layout = statistics_fit.layout(model, names, categorical, TARGET)
+        design = table.design_statistics(layout)
+    else:
+        layout = statistics_fit.layout(model, names, categorical, TARGET)
+        design = streaming.design_statistics(rule, layout)
+    statistics_fit.fit_estimator(model, layout, design)
     return preprocess.fold(model, names, categorical, TARGET)
 
 

@@ -4,10 +4,11 @@ Both run the same functions on every batch (``stream``: batches of the files rea
 process, a few at a time on threads; ``dask``: the partitions of a Dask DataFrame on a
 cluster) and merge the results as a balanced tree:
 
-1. :func:`batch_summary` (with preprocessing only): what the imputer, scaler and encoders
-   learn from the batch's training rows (:class:`~mlops_lr.sufficient.ColumnSummary`);
-2. :func:`batch_design_statistics`: the sufficient statistics of the batch's training rows
-   over the folded model's design (one-hot blocks from per-category sums, never spelled
+1. :func:`batch_design_statistics`: the sufficient statistics of the batch's training rows
+   over a folded model's design — or, with preprocessing still to be learnt,
+   :func:`batch_table_statistics` over the table's raw design
+   (:class:`~mlops_lr.sufficient.TableStats`), from which preprocessing and the folded
+   design's statistics both follow (one-hot blocks from per-category sums, never spelled
    out);
 3. :func:`batch_evaluation`: with the fitted model, exact error sums of its training and test
    rows and its first test rows (the sample predictions saved with the model).
@@ -41,7 +42,7 @@ from mlops_lr.data import hash_words_test_rows, load_dataset
 from mlops_lr.exceptions import ConfigError, DataError
 from mlops_lr.folded import FoldedModel, MissingValueError
 from mlops_lr.sources import Batch, FileSource, MemorySource, file_source, frame_batch
-from mlops_lr.sufficient import ColumnSummary, ErrorStats, LinearStats, merge_all
+from mlops_lr.sufficient import ErrorStats, LinearStats, TableStats, TooManyLevels, merge_all
 
 Result = TypeVar("Result")
 
@@ -127,9 +128,13 @@ def _first_rows(first: Any, second: Any) -> tuple[pd.DataFrame, np.ndarray]:
     )
 
 
-def batch_summary(batch: Batch, rule: SplitRule) -> ColumnSummary:
-    """What preprocessing learns from the training rows of one batch."""
-    return ColumnSummary.from_batch(batch.X, batch.text, ~rule.test_rows(batch))
+def batch_table_statistics(
+    batch: Batch, rule: SplitRule, shift: tuple[np.ndarray, float], max_levels: int
+) -> TableStats:
+    """The raw-design statistics of the training rows of one batch."""
+    return TableStats.from_batch(
+        batch.X, batch.text, batch.y, ~rule.test_rows(batch), shift, max_levels
+    )
 
 
 def batch_design_statistics(
@@ -208,9 +213,10 @@ def make_source(config: Config) -> FileSource | MemorySource:
 
 
 class StreamingFit:
-    """Passes over the batches of one source: what preprocessing learns (``summary``), the
-    statistics of a design (``design_statistics``), a model's scores (``evaluate``,
-    ``compare``). Each batch's train/test sides are hashed once and kept for later passes."""
+    """Passes over the batches of one source: the statistics of the raw table
+    (``table_statistics``) or of a design (``design_statistics``), a model's scores
+    (``evaluate``, ``compare``). Each batch's train/test sides are hashed once and kept for
+    later passes."""
 
     def __init__(self, engine: EngineConfig, source: FileSource | MemorySource) -> None:
         self.engine = engine
@@ -244,10 +250,24 @@ class StreamingFit:
             raise DataError(f"{self.source.name}: no data rows")
         return layout.design(first.columns())[0], float(first.y[0])
 
-    def summary(self, rule: SplitRule) -> ColumnSummary:
-        """What preprocessing learns from the training rows (a pass)."""
+    def table_statistics(self, rule: SplitRule, max_levels: int) -> TableStats:
+        """The training rows' statistics over the raw design (a pass), measured from the
+        first present value of each numeric feature.
+
+        Raises
+        ------
+        TooManyLevels
+            A categorical feature has more than ``max_levels`` distinct texts.
+        """
         rule = self._kept(rule)
-        return self._run(lambda batch: batch_summary(batch, rule))
+        first = next(self.source.batches(), None)
+        if first is None:
+            raise DataError(f"{self.source.name}: no data rows")
+        present = ~np.isnan(first.X)
+        row = present.argmax(axis=0)  # the first present value, or 0 for none
+        numeric = np.where(present.any(axis=0), first.X[row, np.arange(first.X.shape[1])], 0.0)
+        shift = (numeric, float(first.y[0]))
+        return self._run(lambda batch: batch_table_statistics(batch, rule, shift, max_levels))
 
     def design_statistics(self, rule: SplitRule, layout: FoldedModel) -> LinearStats:
         """The training rows' sufficient statistics over ``layout``'s design (a pass)."""
@@ -280,7 +300,11 @@ class _ThreadRunner:
         self.source = source
 
     def __call__(self, compute: Callable[..., Result]) -> Result:
-        with ThreadPoolExecutor(self.threads) as pool:
+        from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+        # One BLAS thread per batch thread: the pool is the parallelism, and BLAS's own
+        # threads on top of it oversubscribe the cores (a pass took 1.4x as long).
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(self.threads) as pool:
             # StreamingFit.shift() has found a row already: there is something to merge.
             calls = self.source.batch_calls()
             return merge_all(_ordered(pool, compute, calls, self.threads + 1))
@@ -377,7 +401,7 @@ class _DaskRunner(contextlib.AbstractContextManager):
                     for i in range(0, len(level), 2)
                 ]
             return self.client.compute(level[0]).result()
-        except DataError:
+        except (DataError, TooManyLevels):
             raise
         except Exception as error:  # pyarrow, pandas and I/O errors raised on the workers
             lines = str(error).strip().splitlines()

@@ -176,7 +176,7 @@ class DesignParts:
     """A table's design (see :class:`FoldedModel`) in parts: the ``dense`` columns (numeric
     values, filled, and missing indicators) at the design positions ``dense_columns``, and
     per categorical input its one-hot block as ``(codes, first column, width)``: row ``i``
-    has a 1 in column ``first + codes[i]``."""
+    has a 1 in column ``first + codes[i]``. A design column in neither is 0 in every row."""
 
     dense: np.ndarray
     dense_columns: np.ndarray

@@ -3,12 +3,14 @@ from merged statistics instead of rows, to what fitting them on the rows gives.
 
 1. :func:`fit_preprocessing`: the preprocessing pipeline fitted from a
    :class:`~mlops_lr.sufficient.ColumnSummary` (numeric means and deviations, category
-   counts). The encoders are scikit-learn's own, fitted on a few stand-in rows with the same
+   counts; :meth:`TableStats.summary <mlops_lr.sufficient.TableStats.summary>`). The
+   encoders are scikit-learn's own, fitted on a few stand-in rows with the same
    categories, missing values and frequent/infrequent split, so their rules (sorting,
    infrequent levels, ``drop``) are scikit-learn's; the imputer's and scaler's statistics are
    then set from the summary.
 2. :func:`fit_estimator`: the estimator's coefficients from the statistics of the *folded
-   design* (:meth:`mlops_lr.folded.FoldedModel.design_parts`), mapped linearly to the
+   design* (:meth:`TableStats.design_statistics
+   <mlops_lr.sufficient.TableStats.design_statistics>`), mapped linearly to the
    preprocessing's output space (scaling, one-hot columns kept, dropped or pooled): OLS and
    Ridge in closed form, Lasso and ElasticNet by scikit-learn's coordinate descent on the
    Gram matrix.

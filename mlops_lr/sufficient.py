@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from mlops_lr.folded import DesignParts
+from mlops_lr.folded import NUMERIC, DesignParts, FoldedModel
 from mlops_lr.quantize import CalibrationMoments
 
 Mergeable = TypeVar("Mergeable", bound=Any)
@@ -105,7 +105,7 @@ class LinearStats:
         blocks: their centred cross-products come from per-category sums (``bincount``) of
         the centred dense columns and target, and from category co-occurrence counts."""
         y = np.asarray(y, dtype=np.float64)
-        if not parts.blocks:  # numeric inputs (and indicators) only: every column is dense
+        if not parts.blocks and len(parts.dense_columns) == len(shift_x):  # all dense
             return LinearStats.from_batch(parts.dense, y, shift_x, shift_y)
         n, p = len(y), len(shift_x)
         if n == 0:
@@ -256,7 +256,7 @@ class LinearStats:
 
 @dataclass(frozen=True)
 class ColumnSummary:
-    """What preprocessing learns from the training rows, merged over batches.
+    """What preprocessing learns from the training rows (see :meth:`TableStats.summary`).
 
     Attributes
     ----------
@@ -264,7 +264,7 @@ class ColumnSummary:
         Training rows.
     count, mean, m2 : np.ndarray
         Per numeric feature: its present (non-missing) values' count, mean and sum of squared
-        deviations (Chan's update merges them exactly).
+        deviations.
     counts : tuple of dict
         Per categorical feature: each text's count among the training rows (None: missing).
     seen : tuple of frozenset
@@ -279,49 +279,199 @@ class ColumnSummary:
     counts: tuple[dict[str | None, int], ...]
     seen: tuple[frozenset[str], ...]
 
-    @classmethod
-    def from_batch(cls, X: np.ndarray, text: Sequence[Any], train: np.ndarray) -> ColumnSummary:
-        """The summary of a batch: numeric features ``X`` (NaN: missing), categorical ones
-        ``text`` (:class:`pandas.Categorical`: codes into categories, -1 missing) and
-        which rows are training rows."""
-        X = np.asarray(X, dtype=np.float64)[train]
-        missing = np.isnan(X)
-        count = len(X) - missing.sum(axis=0)
-        if missing.any():
-            X = np.where(missing, 0.0, X)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(count > 0, X.sum(axis=0) / count, 0.0)
-        deviations = X - mean
-        if missing.any():
-            deviations[missing] = 0.0
-        m2 = np.einsum("ij,ij->j", deviations, deviations)
-        counts, seen = [], []
-        for column in text:
-            codes, categories = np.asarray(column.codes), list(column.categories)
-            everywhere = np.bincount(codes[codes >= 0], minlength=len(categories))
-            seen.append(frozenset(c for c, k in zip(categories, everywhere, strict=True) if k))
-            trained = np.bincount(codes[train] + 1, minlength=len(categories) + 1)
-            found = {c: int(k) for c, k in zip([None, *categories], trained, strict=True) if k}
-            counts.append(found)
-        return cls(int(train.sum()), count, mean, m2, tuple(counts), tuple(seen))
 
-    def merge(self, other: ColumnSummary) -> ColumnSummary:
-        if other.n == 0 and not any(other.seen):
-            return self
-        if self.n == 0 and not any(self.seen):
-            return other
-        count = self.count + other.count
-        delta = other.mean - self.mean
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.where(count > 0, other.count / np.maximum(count, 1), 0.0)
-            mean = self.mean + delta * share
-            m2 = self.m2 + other.m2 + delta * delta * self.count * share
-        counts = tuple(
-            {key: mine.get(key, 0) + theirs.get(key, 0) for key in mine.keys() | theirs.keys()}
-            for mine, theirs in zip(self.counts, other.counts, strict=True)
+class TooManyLevels(ValueError):
+    """A categorical feature (``column``, its position) has ``count`` distinct texts, more
+    than the statistics keep."""
+
+    def __init__(self, column: int, count: int) -> None:
+        super().__init__(f"categorical feature {column} has {count} distinct values")
+        self.column, self.count = column, count
+
+
+@dataclass(frozen=True)
+class TableStats:
+    """Sufficient statistics of a table's training rows before any preprocessing is known,
+    from one pass: :class:`LinearStats` over its *raw design* — per numeric feature its value
+    minus a shift (0 where missing), then per numeric feature its 0/1 missing indicator, then
+    per categorical feature one 0/1 column per text (``levels``; None is missing). Batches
+    see different texts: merging aligns the levels by text (a text a batch never saw is a
+    column of zeros there, which centred statistics hold exactly).
+
+    Every preprocessing this project offers is linear in the raw design (a filled value is
+    ``r + (fill - shift)·m``; a one-hot column is a text's column, or none), so
+    :meth:`summary` gives what preprocessing learns and :meth:`design_statistics` the
+    statistics of any folded model's design, without another pass.
+    """
+
+    stats: LinearStats
+    numeric_shift: np.ndarray
+    levels: tuple[tuple[str | None, ...], ...]
+    seen: tuple[frozenset[str], ...]
+    max_levels: int
+
+    @classmethod
+    def from_batch(
+        cls,
+        X: np.ndarray,
+        text: Sequence[Any],
+        y: np.ndarray,
+        train: np.ndarray,
+        shift: tuple[np.ndarray, float],
+        max_levels: int,
+    ) -> TableStats:
+        """The statistics of a batch's training rows ``train``: numeric features ``X`` (NaN:
+        missing), categorical ones ``text`` (:class:`pandas.Categorical`: codes, -1 missing),
+        target ``y``, numeric shift and target shift ``shift``.
+
+        Raises
+        ------
+        TooManyLevels
+            A categorical feature has more than ``max_levels`` distinct texts in the batch.
+        """
+        numeric_shift, y_shift = shift
+        k = X.shape[1]
+        X = X[train]
+        missing = np.isnan(X)
+        # Column-major, as the per-category sums read it; a missing indicator that is 0 in
+        # every row of the batch is left out (a column of zeros, which the statistics imply).
+        flagged = np.flatnonzero(missing.any(axis=0))
+        dense = np.empty((len(X), k + len(flagged)), order="F")
+        np.subtract(X, numeric_shift, out=dense[:, :k])
+        if len(flagged):
+            dense[:, :k][missing] = 0.0
+            dense[:, k:] = missing[:, flagged]
+        levels, blocks, seen, start = [], [], [], 2 * k
+        for j, column in enumerate(text):
+            codes, categories = np.asarray(column.codes, dtype=np.intp), list(column.categories)
+            if len(categories) > max_levels:
+                present = np.unique(codes[codes >= 0])
+                if len(present) > max_levels:
+                    raise TooManyLevels(j, len(present))
+            everywhere = np.bincount(codes + 1, minlength=len(categories) + 1)[1:]
+            seen.append(
+                frozenset(c for c, count in zip(categories, everywhere, strict=True) if count)
+            )
+            codes = codes[train]
+            codes = np.where(codes < 0, len(categories), codes)  # missing: the last level
+            levels.append((*categories, None))
+            blocks.append((codes, start, len(categories) + 1))
+            start += len(categories) + 1
+        dense_columns = np.concatenate([np.arange(k), k + flagged]).astype(np.intp)
+        parts = DesignParts(dense, dense_columns, tuple(blocks))
+        stats = LinearStats.from_design(parts, y[train], np.zeros(start), y_shift)
+        return cls(stats, numeric_shift, tuple(levels), tuple(seen), max_levels)
+
+    def _columns(self, levels: tuple[tuple[str | None, ...], ...]) -> np.ndarray:
+        """Where each of this table's raw columns goes in the raw design of ``levels``."""
+        k = len(self.numeric_shift)
+        positions, start = list(range(2 * k)), 2 * k
+        for mine, theirs in zip(self.levels, levels, strict=True):
+            where = {level: i for i, level in enumerate(theirs)}
+            positions.extend(start + where[level] for level in mine)
+            start += len(theirs)
+        return np.asarray(positions, dtype=np.intp)
+
+    def _embedded(self, levels: tuple[tuple[str | None, ...], ...]) -> LinearStats:
+        """These statistics over the wider raw design of ``levels`` (which holds ours)."""
+        width = 2 * len(self.numeric_shift) + sum(len(column) for column in levels)
+        columns = self._columns(levels)
+        if len(columns) == width and np.array_equal(columns, np.arange(width)):
+            return self.stats
+        mean_x, sxy, sxx = np.zeros(width), np.zeros(width), np.zeros((width, width))
+        mean_x[columns], sxy[columns] = self.stats.mean_x, self.stats.sxy
+        sxx[np.ix_(columns, columns)] = self.stats.sxx
+        stats = self.stats
+        return LinearStats(
+            stats.n, mean_x, stats.mean_y, sxx, sxy, stats.syy, np.zeros(width), stats.shift_y
+        )
+
+    def merge(self, other: TableStats) -> TableStats:
+        """Both row sets, over the union of their texts.
+
+        Raises
+        ------
+        TooManyLevels
+            The union of a categorical feature's texts exceeds ``max_levels``.
+        """
+        levels = tuple(
+            (*mine, *(level for level in theirs if level not in set(mine)))
+            for mine, theirs in zip(self.levels, other.levels, strict=True)
         )
         seen = tuple(a | b for a, b in zip(self.seen, other.seen, strict=True))
-        return ColumnSummary(self.n + other.n, count, mean, m2, counts, seen)
+        for j, texts in enumerate(seen):
+            if len(texts) > self.max_levels:
+                raise TooManyLevels(j, len(texts))
+        merged = self._embedded(levels).merge(other._embedded(levels))
+        return TableStats(merged, self.numeric_shift, levels, seen, self.max_levels)
+
+    def summary(self) -> ColumnSummary:
+        """What preprocessing learns: the numeric features' present values (count, mean,
+        squared deviations) and each text's count."""
+        stats, k = self.stats, len(self.numeric_shift)
+        n = stats.n
+        means = stats.feature_means  # r̄ (shift 0), then the missing shares, then the levels
+        count = n - np.rint(n * means[k : 2 * k])
+        total = n * means[:k]  # Σ r over the present values (a missing one is 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            present_mean = np.where(count > 0, total / count, 0.0)
+            # Σ r² = S_rr + n·r̄², minus count·(present mean)²: r is shifted, so no cancellation.
+            m2 = np.diag(stats.sxx)[:k] + n * means[:k] ** 2 - count * present_mean**2
+        counts, start = [], 2 * k
+        for column in self.levels:
+            shares = means[start : start + len(column)]
+            found = {level: int(c) for level, c in zip(column, np.rint(n * shares), strict=True)}
+            counts.append({level: c for level, c in found.items() if c})
+            start += len(column)
+        return ColumnSummary(
+            n,
+            count,
+            present_mean + self.numeric_shift,
+            np.maximum(m2, 0.0),
+            tuple(counts),
+            self.seen,
+        )
+
+    def design_statistics(self, layout: FoldedModel) -> LinearStats:
+        """The statistics of ``layout``'s design (its fills, indicators and categories; any
+        category it has must be one of these texts) on the same rows: ``d = r·B + c``, so the
+        centred products are ``Bᵀ S B``."""
+        k = len(self.numeric_shift)
+        level_at, start = [], 2 * k
+        for column in self.levels:
+            level_at.append({level: start + i for i, level in enumerate(column)})
+            start += len(column)
+        names = layout.design_names()
+        B, shift = np.zeros((start, len(names))), np.zeros(len(names))
+        numeric, categorical = 0, 0
+        for item, columns in layout.design_slices():
+            first = columns.start
+            if item.kind == NUMERIC:
+                j = numeric
+                numeric += 1
+                fill = self.numeric_shift[j] if item.fill is None else item.fill
+                B[j, first] = 1.0  # the value: r + (fill - shift)·m, measured from the shift
+                B[k + j, first] = fill - self.numeric_shift[j]
+                shift[first] = self.numeric_shift[j]
+                if item.indicator is not None:
+                    B[k + j, first + 1] = 1.0
+            else:
+                position = {level: i for i, level in enumerate([*item.categories, None])}
+                unknown = len(item.categories) + 1  # a text the layout does not know
+                for level, row in level_at[categorical].items():
+                    B[row, first + position.get(level, unknown)] = 1.0
+                categorical += 1
+        stats = self.stats
+        return LinearStats(
+            stats.n,
+            stats.mean_x @ B,
+            stats.mean_y,
+            B.T @ stats.sxx @ B,
+            B.T @ stats.sxy,
+            stats.syy,
+            shift + stats.shift_x @ B,
+            stats.shift_y,
+        )
 
 
 def merge_all(results: Iterable[Mergeable]) -> Mergeable:

@@ -126,36 +126,46 @@ def fit_streamed(config: Config) -> TrainedModel:
 def fit_out_of_core(
     config: Config, streaming: StreamingFit, rule: SplitRule
 ) -> tuple[TrainedModel, LinearStats]:
-    """The configured preprocessing and model fitted from passes of ``streaming`` over the
-    data (with preprocessing: what it learns, a pass; then the statistics of the folded
-    design, a pass), scored by another pass.
+    """The configured preprocessing and model fitted from one pass of ``streaming`` over the
+    data (the statistics of the raw table with preprocessing, of the features without),
+    scored by another pass.
 
     Returns the trained model and its design statistics (the training rows' moments that
     quantization calibrates on).
     """
     from mlops_lr import statistics_fit
+    from mlops_lr.sufficient import TooManyLevels
 
     source = streaming.source
     names, categorical = source.feature_names, source.categorical
     model = build_model(config.model)
-    if source.first_row() is None:
-        raise DataError(f"{source.name}: no data rows")
     if isinstance(config.preprocess, StandardPreprocessConfig):
-        summary = streaming.summary(rule)
+        settings = config.preprocess
+        try:
+            table = streaming.table_statistics(rule, settings.max_categories)
+        except TooManyLevels as error:
+            raise DataError(
+                f"column {categorical[error.column]!r} has more than preprocess.max_categories="
+                f"{settings.max_categories} distinct values ({error.count} in the rows read so "
+                "far): drop it (dataset.drop), raise the cap, or pool rare values "
+                "(preprocess.min_frequency)"
+            ) from None
+        summary = table.summary()
         if summary.n < MIN_SPLIT_ROWS:
             raise DataError(
                 f"only {summary.n} training row(s) with test_size={config.dataset.test_size}: "
                 f"at least {MIN_SPLIT_ROWS} are needed"
             )
-        model = statistics_fit.fit_preprocessing(
-            config.preprocess, model, summary, names, categorical
-        )
-    elif categorical:
-        raise DataError(
-            f"{source.name}: column {categorical[0]!r} is categorical (text): {PREPROCESS_HINT}"
-        )
-    layout = statistics_fit.layout(model, names, categorical, source.target_name)
-    design = streaming.design_statistics(rule, layout)
+        model = statistics_fit.fit_preprocessing(settings, model, summary, names, categorical)
+        layout = statistics_fit.layout(model, names, categorical, source.target_name)
+        design = table.design_statistics(layout)
+    else:
+        if categorical:
+            raise DataError(
+                f"{source.name}: column {categorical[0]!r} is categorical (text): {PREPROCESS_HINT}"
+            )
+        layout = statistics_fit.layout(model, names, categorical, source.target_name)
+        design = streaming.design_statistics(rule, layout)
     try:
         statistics_fit.fit_estimator(model, layout, design)
     except ValueError as error:

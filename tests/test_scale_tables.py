@@ -17,7 +17,7 @@ from mlops_lr.config import DaskEngineConfig
 from mlops_lr.engines import SplitRule, StreamingFit, make_source
 from mlops_lr.folded import FoldedModel
 from mlops_lr.sources import categories
-from mlops_lr.sufficient import ColumnSummary, LinearStats, merge_all
+from mlops_lr.sufficient import LinearStats, TableStats, merge_all
 from tests.conftest import PENGUINS_TARGET, assert_one_line_error, mixed_table
 
 MODELS = ("linear_regression", "ridge", "lasso", "elastic_net")
@@ -259,23 +259,79 @@ def test_design_statistics_match_the_spelled_out_design() -> None:
         np.testing.assert_allclose(got.sxy, expected.sxy, rtol=1e-12, atol=1e-9)
 
 
-def test_column_summaries_merge_exactly() -> None:
-    frame = mixed_table(2000, seed=7)
+def test_one_pass_gives_preprocessing_and_any_design() -> None:
+    """The raw table's statistics, merged over batches that see different categories (one
+    only in the last batch), give the present values' moments and the category counts, and
+    the statistics of a folded design with fills and indicators, as computed directly."""
+    frame = mixed_table(2000, seed=7, late_category=True)
     X = frame[["size", "offset"]].to_numpy()
-    text = (categories(frame["colour"]),)
+    text = (categories(frame["colour"]), categories(frame["grade"]))
+    y = frame["y"].to_numpy()
     train = np.arange(2000) % 5 != 0
-    whole = ColumnSummary.from_batch(X, text, train)
-    parts = merge_all(
-        ColumnSummary.from_batch(X[i : i + 333], (text[0][i : i + 333],), train[i : i + 333])
+    shift = (X[1], float(y[0]))  # size is missing in row 0: any shift works
+    table = merge_all(
+        TableStats.from_batch(
+            X[i : i + 333],
+            tuple(t[i : i + 333] for t in text),
+            y[i : i + 333],
+            train[i : i + 333],
+            shift,
+            1000,
+        )
         for i in range(0, 2000, 333)
     )
-    assert parts.n == whole.n == train.sum()
-    np.testing.assert_array_equal(parts.count, whole.count)
-    np.testing.assert_allclose(parts.mean, np.nanmean(X[train], axis=0), rtol=1e-14)
-    np.testing.assert_allclose(parts.m2, np.nanvar(X[train], axis=0) * parts.count, rtol=1e-10)
-    assert parts.counts == whole.counts
-    assert parts.counts[0][None] == frame["colour"][train].isna().sum()
-    assert parts.seen == whole.seen == (frozenset(frame["colour"].dropna()),)
+    summary = table.summary()
+    assert summary.n == train.sum()
+    np.testing.assert_array_equal(summary.count, (~np.isnan(X[train])).sum(axis=0))
+    np.testing.assert_allclose(summary.mean, np.nanmean(X[train], axis=0), rtol=1e-14)
+    np.testing.assert_allclose(summary.m2, np.nanvar(X[train], axis=0) * summary.count, rtol=1e-9)
+    colour = frame["colour"][train]
+    assert summary.counts[0] == {
+        **colour.value_counts().to_dict(),
+        None: int(colour.isna().sum()),
+    }
+    assert summary.seen[0] == frozenset(frame["colour"].dropna())
+    layout = FoldedModel.from_dict(
+        {
+            "format": "mlops-lr/folded-linear/1",
+            "target": "y",
+            "intercept": 0.0,
+            "inputs": [
+                {"name": "size", "kind": "numeric", "weight": 0.0, "fill": 49.5, "indicator": 0.0},
+                {
+                    "name": "offset",
+                    "kind": "numeric",
+                    "weight": 0.0,
+                    "fill": 1e6,
+                    "indicator": None,
+                },
+                {
+                    "name": "colour",
+                    "kind": "categorical",
+                    "categories": ["c00", "c03", "late"],
+                    "table": [0.0] * 3,
+                    "unknown": 0.0,
+                    "missing": 0.0,
+                },
+                {
+                    "name": "grade",
+                    "kind": "categorical",
+                    "categories": ["A", "B", "C"],
+                    "table": [0.0] * 3,
+                    "unknown": 0.0,
+                    "missing": 0.0,
+                },
+            ],
+        }
+    )
+    columns = {"size": X[train, 0], "offset": X[train, 1]}
+    columns |= {"colour": text[0][train], "grade": text[1][train]}
+    expected = LinearStats.from_batch(layout.design(columns), y[train])
+    got = table.design_statistics(layout)
+    assert got.n == expected.n
+    np.testing.assert_allclose(got.feature_means, expected.feature_means, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got.sxx, expected.sxx, rtol=1e-9, atol=1e-8)
+    np.testing.assert_allclose(got.sxy, expected.sxy, rtol=1e-9, atol=1e-8)
 
 
 def test_a_column_that_changes_type_between_files_names_file_and_line(cli, tmp_path: Path) -> None:
@@ -314,7 +370,7 @@ def test_too_many_categories_on_a_stream_is_one_line(cli, tmp_path: Path) -> Non
         *table_overrides(tmp_path / "t.parquet", "y"), "engine=stream", "engine.batch_rows=500"
     )
     assert_one_line_error(
-        result, "column 'region' has 3000 distinct values, more than preprocess.max_categories", 3
+        result, "column 'region' has more than preprocess.max_categories=1000 distinct values", 3
     )
     assert not (tmp_path / "artifacts" / "model.joblib").exists()
 
