@@ -43,6 +43,9 @@ CALIFORNIA_FEATURES = (
 )
 
 CONFIG_DIR = REPO_ROOT / "conf"
+# gcc's strict build of the exported C, and the sanitizers the tests add to it.
+STRICT_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion"]
+SANITIZERS = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 # palmerpenguins: text categories (species, island, sex) and NA cells, target body mass.
 PENGUINS_TARGET = "body_mass_g"
 PENGUINS_CATEGORICAL = ("species", "island", "sex")

@@ -31,10 +31,8 @@ from mlops_lr.quantize import (
     default_spec,
     quantize_linear_model,
 )
-from tests.conftest import assert_one_line_error
+from tests.conftest import SANITIZERS, STRICT_FLAGS, assert_one_line_error
 
-STRICT_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion"]
-SANITIZERS = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 EXTREME_ROWS = [
     [np.nan, 1, 2, 3, 4, 5, 6, 7],
     [1, 2, 3, 4, 5, 6, 7, np.nan],

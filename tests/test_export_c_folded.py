@@ -36,10 +36,8 @@ from mlops_lr.folded import NUMERIC, CategoricalInput, FoldedModel, NumericInput
 from mlops_lr.predictor import LinearPredictor, load_predictor
 from mlops_lr.quantize import QuantizationSpec, QuantizedLinearModel, default_spec
 from mlops_lr.quantized_folded import QuantizedFoldedModel, calibrate, quantize_folded
-from tests.conftest import CONFIG_DIR, mixed_table, penguin_overrides
+from tests.conftest import CONFIG_DIR, SANITIZERS, STRICT_FLAGS, mixed_table, penguin_overrides
 
-STRICT_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion"]
-SANITIZERS = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 BUILDS = {"strict-O2": STRICT_FLAGS, "asan+ubsan": STRICT_FLAGS + SANITIZERS}
 TAG = "default-8bit"
 # Categories a C identifier or string literal must not take as they are: quotes, backslashes,

@@ -15,7 +15,7 @@ from mlops_lr import training
 from mlops_lr.artifacts import load_folded
 from mlops_lr.config import DaskEngineConfig
 from mlops_lr.engines import SplitRule, StreamingFit, make_source
-from mlops_lr.folded import FoldedModel
+from mlops_lr.folded import CategoricalInput, FoldedModel, NumericInput
 from mlops_lr.sources import categories
 from mlops_lr.sufficient import LinearStats, TableStats, merge_all
 from tests.conftest import PENGUINS_TARGET, assert_one_line_error, mixed_table
@@ -58,6 +58,20 @@ def assert_same_model(got: FoldedModel, expected: FoldedModel) -> None:
     scale = np.abs(expected.design_coef()).max()
     assert np.abs(got.design_coef() - expected.design_coef()).max() <= TOLERANCE * scale
     assert got.intercept == pytest.approx(expected.intercept, rel=TOLERANCE)
+
+
+def mixed_layout(
+    size_fill: float, offset_fill: float | None, levels: dict[str, list[str]]
+) -> FoldedModel:
+    """A folded model over :func:`mixed_table`'s ``size`` (filled, with an indicator),
+    ``offset`` and the text columns ``levels`` names, every parameter 0: a design to take
+    statistics over."""
+    texts = [
+        CategoricalInput(name, tuple(known), np.zeros(len(known)), 0.0, 0.0)
+        for name, known in levels.items()
+    ]
+    numbers = [NumericInput("size", 0.0, size_fill, 0.0), NumericInput("offset", 0.0, offset_fill)]
+    return FoldedModel(0.0, (*numbers, *texts), "y")
 
 
 def table_overrides(path: Path, target: str, *more: str) -> tuple[str, ...]:
@@ -210,34 +224,7 @@ def test_design_statistics_match_the_spelled_out_design() -> None:
     """One-hot blocks from per-category sums and co-occurrence counts equal the statistics of
     the dense design, in any batching."""
     frame = mixed_table(3000, seed=5)
-    model = FoldedModel.from_dict(
-        {
-            "format": "mlops-lr/folded-linear/1",
-            "target": "y",
-            "intercept": 0.0,
-            "inputs": [
-                {"name": "size", "kind": "numeric", "weight": 0.0, "fill": 50.0, "indicator": 0.0},
-                {
-                    "name": "offset",
-                    "kind": "numeric",
-                    "weight": 0.0,
-                    "fill": None,
-                    "indicator": None,
-                },
-                *(
-                    {
-                        "name": name,
-                        "kind": "categorical",
-                        "categories": levels,
-                        "table": [0.0] * len(levels),
-                        "unknown": 0.0,
-                        "missing": 0.0,
-                    }
-                    for name, levels in [("colour", ["c00", "c01", "c02"]), ("grade", ["A", "B"])]
-                ),
-            ],
-        }
-    )
+    model = mixed_layout(50.0, None, {"colour": ["c00", "c01", "c02"], "grade": ["A", "B"]})
     columns = {name: frame[name] for name in ("size", "offset")}
     columns |= {name: categories(frame[name]) for name in ("colour", "grade")}
     dense = model.design(columns)
@@ -291,39 +278,7 @@ def test_one_pass_gives_preprocessing_and_any_design() -> None:
         None: int(colour.isna().sum()),
     }
     assert summary.seen[0] == frozenset(frame["colour"].dropna())
-    layout = FoldedModel.from_dict(
-        {
-            "format": "mlops-lr/folded-linear/1",
-            "target": "y",
-            "intercept": 0.0,
-            "inputs": [
-                {"name": "size", "kind": "numeric", "weight": 0.0, "fill": 49.5, "indicator": 0.0},
-                {
-                    "name": "offset",
-                    "kind": "numeric",
-                    "weight": 0.0,
-                    "fill": 1e6,
-                    "indicator": None,
-                },
-                {
-                    "name": "colour",
-                    "kind": "categorical",
-                    "categories": ["c00", "c03", "late"],
-                    "table": [0.0] * 3,
-                    "unknown": 0.0,
-                    "missing": 0.0,
-                },
-                {
-                    "name": "grade",
-                    "kind": "categorical",
-                    "categories": ["A", "B", "C"],
-                    "table": [0.0] * 3,
-                    "unknown": 0.0,
-                    "missing": 0.0,
-                },
-            ],
-        }
-    )
+    layout = mixed_layout(49.5, 1e6, {"colour": ["c00", "c03", "late"], "grade": ["A", "B", "C"]})
     columns = {"size": X[train, 0], "offset": X[train, 1]}
     columns |= {"colour": text[0][train], "grade": text[1][train]}
     expected = LinearStats.from_batch(layout.design(columns), y[train])
