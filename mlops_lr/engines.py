@@ -300,7 +300,7 @@ class _ThreadRunner:
         self.source = source
 
     def __call__(self, compute: Callable[..., Result]) -> Result:
-        from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+        from threadpoolctl import threadpool_limits
 
         # One BLAS thread per batch thread: the pool is the parallelism, and BLAS's own
         # threads on top of it oversubscribe the cores (a pass took 1.4x as long).
