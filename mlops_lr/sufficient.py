@@ -98,19 +98,26 @@ class LinearStats:
 
     @classmethod
     def from_design(
-        cls, parts: DesignParts, y: np.ndarray, shift_x: np.ndarray, shift_y: float = 0.0
+        cls,
+        parts: DesignParts,
+        y: np.ndarray,
+        shift_x: np.ndarray,
+        shift_y: float = 0.0,
+        scratch: bool = False,
     ) -> LinearStats:
         """The statistics of one batch's design (:meth:`FoldedModel.design_parts
         <mlops_lr.folded.FoldedModel.design_parts>`) without spelling out its one-hot
         blocks: their centred cross-products come from per-category sums (``bincount``) of
-        the centred dense columns and target, and from category co-occurrence counts."""
+        the centred dense columns and target, and from category co-occurrence counts.
+        ``scratch``: ``parts.dense`` is measured from the shift already and may be centred in
+        place (a copy of a batch saved)."""
         y = np.asarray(y, dtype=np.float64)
         if not parts.blocks and len(parts.dense_columns) == len(shift_x):  # all dense
             return LinearStats.from_batch(parts.dense, y, shift_x, shift_y)
         n, p = len(y), len(shift_x)
         if n == 0:
             return cls.empty(shift_x, shift_y)
-        dense = parts.dense - shift_x[parts.dense_columns]
+        dense = parts.dense if scratch else parts.dense - shift_x[parts.dense_columns]
         yc = y - shift_y
         mean_x, mean_y = np.zeros(p), float(yc.mean())
         mean_x[parts.dense_columns] = dense.mean(axis=0)
@@ -359,7 +366,7 @@ class TableStats:
             start += len(categories) + 1
         dense_columns = np.concatenate([np.arange(k), k + flagged]).astype(np.intp)
         parts = DesignParts(dense, dense_columns, tuple(blocks))
-        stats = LinearStats.from_design(parts, y[train], np.zeros(start), y_shift)
+        stats = LinearStats.from_design(parts, y[train], np.zeros(start), y_shift, scratch=True)
         return cls(stats, numeric_shift, tuple(levels), tuple(seen), max_levels)
 
     def _columns(self, levels: tuple[tuple[str | None, ...], ...]) -> np.ndarray:
