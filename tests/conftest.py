@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -274,3 +275,21 @@ def mixed_table(n_rows: int, seed: int = 0, late_category: bool = False) -> pd.D
             "y": y,
         }
     )
+
+
+def compile_c(directory: Path, source: str, flags: list[str], output: str) -> Path:
+    """``gcc <flags> <source> -o <output>`` in ``directory``, which must succeed without a
+    single warning; the executable. gcc is required, never skipped."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.fail("gcc is required to test the C export (Debian: apt-get install gcc)")
+    build = subprocess.run(
+        [gcc, *flags, source, "-o", output],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
+    assert build.stderr == ""  # not even a warning
+    return directory / output

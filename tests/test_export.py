@@ -31,7 +31,7 @@ from mlops_lr.quantize import (
     default_spec,
     quantize_linear_model,
 )
-from tests.conftest import SANITIZERS, STRICT_FLAGS, assert_one_line_error
+from tests.conftest import SANITIZERS, STRICT_FLAGS, assert_one_line_error, compile_c
 
 EXTREME_ROWS = [
     [np.nan, 1, 2, 3, 4, 5, 6, 7],
@@ -58,13 +58,6 @@ SPECS = {
     ),
     "int32 intercept": replace(default_spec(8), intercept_dtype="int32"),
 }
-
-
-def _gcc() -> str:
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.fail("gcc is required to test the C export (Debian: apt-get install gcc)")
-    return gcc
 
 
 @pytest.fixture(scope="module")
@@ -96,17 +89,7 @@ def _build(directory: Path, model: QuantizedLinearModel, max_abs: np.ndarray, fl
     names = [f"x{j}" for j in range(model.codes.size)]
     (directory / f"{prefix}.h").write_text(render_header(plan, prefix, names, "test"))
     (directory / "main.c").write_text(render_main(plan, prefix, f"{prefix}.h", names))
-    executable = directory / "predict"
-    build = subprocess.run(
-        [_gcc(), *flags, "main.c", "-o", str(executable)],
-        cwd=directory,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert build.returncode == 0, build.stderr
-    assert build.stderr == ""  # not even a warning
-    return plan, executable
+    return plan, compile_c(directory, "main.c", flags, "predict")
 
 
 def _run(executable: Path, X: np.ndarray) -> np.ndarray:
@@ -170,15 +153,7 @@ def test_feature_names_cannot_escape_the_header_comment(tmp_path: Path, models, 
     header = render_header(plan, "m", names, "tag */ #error too")
     (tmp_path / "m.h").write_text(header)
     (tmp_path / "use.c").write_text('#include "m.h"\nint main(void) { return 0; }\n')
-    build = subprocess.run(
-        [_gcc(), *STRICT_FLAGS, "use.c", "-o", "use"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert build.returncode == 0, build.stderr
-    assert build.stderr == ""
+    compile_c(tmp_path, "use.c", STRICT_FLAGS, "use")
     assert "#error" in header  # still readable, but inside the comment
     plain = render_header(plan, "m", [f"x{j}" for j in range(8)], "tag")
     assert header.count("*/") == plain.count("*/")

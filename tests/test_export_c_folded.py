@@ -36,7 +36,14 @@ from mlops_lr.folded import NUMERIC, CategoricalInput, FoldedModel, NumericInput
 from mlops_lr.predictor import LinearPredictor, load_predictor
 from mlops_lr.quantize import QuantizationSpec, QuantizedLinearModel, default_spec
 from mlops_lr.quantized_folded import QuantizedFoldedModel, calibrate, quantize_folded
-from tests.conftest import CONFIG_DIR, SANITIZERS, STRICT_FLAGS, mixed_table, penguin_overrides
+from tests.conftest import (
+    CONFIG_DIR,
+    SANITIZERS,
+    STRICT_FLAGS,
+    compile_c,
+    mixed_table,
+    penguin_overrides,
+)
 
 BUILDS = {"strict-O2": STRICT_FLAGS, "asan+ubsan": STRICT_FLAGS + SANITIZERS}
 TAG = "default-8bit"
@@ -59,26 +66,6 @@ TRICKY = (
     "tab\there",
     "",
 )
-
-
-def _gcc() -> str:
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.fail("gcc is required to test the C export (Debian: apt-get install gcc)")
-    return gcc
-
-
-def _compile(directory: Path, source: str, flags: list[str], output: str) -> Path:
-    build = subprocess.run(
-        [_gcc(), *flags, source, "-o", output],
-        cwd=directory,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert build.returncode == 0, build.stderr
-    assert build.stderr == ""  # not even a warning
-    return directory / output
 
 
 def _run(executable: Path, data: str | bytes, *arguments: str) -> subprocess.CompletedProcess:
@@ -119,7 +106,7 @@ def _export(directory: Path, quantized: QuantizedFoldedModel, max_abs: np.ndarra
     (directory / f"{prefix}.h").write_bytes(header.encode())
     (directory / "main.c").write_bytes(render_main(plan, prefix, f"{prefix}.h", names).encode())
     executables = {
-        build: _compile(directory, "main.c", flags, f"predict-{build}")
+        build: compile_c(directory, "main.c", flags, f"predict-{build}")
         for build, flags in BUILDS.items()
     }
     return Export(quantized.layout, plan, header, prefix, executables)
@@ -270,7 +257,7 @@ def tricky(tmp_path_factory: pytest.TempPathFactory):
         )
     )
     harnesses = {
-        build: _compile(directory, "harness.c", flags, f"harness-{build}")
+        build: compile_c(directory, "harness.c", flags, f"harness-{build}")
         for build, flags in BUILDS.items()
     }
     return export, quantized, train, harnesses
@@ -718,7 +705,7 @@ def test_stage_exports_penguins_as_c(cli, penguins, penguins_csv: Path, tmp_path
     assert report["max_abs_diff_vs_python"] <= report["error_bound"] < 1e-3
     assert report["accumulator_bound"] == penguins[0].plan.bound
     # The example reads the penguins CSV's feature cells as they are.
-    _compile(directory, "main.c", STRICT_FLAGS, "predict")
+    compile_c(directory, "main.c", STRICT_FLAGS, "predict")
     frame = pd.read_csv(penguins_csv).dropna(subset=["body_mass_g"])
     features = frame[list(penguins[0].layout.feature_names)]
     text = features.to_csv(index=False, header=False)
