@@ -4,7 +4,8 @@
 #                       predictions of the float model and of the default quantized model.
 #   serve [KEY=VALUE…]: the HTTP model server on 0.0.0.0:$MLOPS_LR_PORT (default 8000), e.g.
 #                       `serve serve.model=default-8bit`; trains and quantizes first if no model
-#                       is baked in.
+#                       is baked in. $MLOPS_LR_MODEL_NAME, when set, names the model in the
+#                       /v2 routes (KServe: the InferenceService's name).
 #   anything else:      arguments for `python -m mlops_lr` (e.g. stage=train dataset=diabetes).
 set -eu
 
@@ -37,6 +38,9 @@ case "${1:-pipeline}" in
       esac
     done
     ensure_models "$@"
+    if [ -n "${MLOPS_LR_MODEL_NAME:-}" ]; then
+      set -- "serve.model_name=$MLOPS_LR_MODEL_NAME" "$@"
+    fi
     # exec: the server replaces this shell and gets `docker stop`'s SIGTERM itself.
     exec python -m mlops_lr stage=serve serve.host=0.0.0.0 "serve.port=${MLOPS_LR_PORT:-8000}" "$@"
     ;;

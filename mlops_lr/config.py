@@ -546,6 +546,11 @@ class ServeConfig:
     GROUP: ClassVar[str] = "serve"
     # "float" or a quantized tag, as for predict.model.
     model: str = "float"
+    # The model's name and version in the Open Inference Protocol's /v2 routes; null: the
+    # served tag. On KServe the name is the InferenceService's (the image reads
+    # MLOPS_LR_MODEL_NAME).
+    model_name: Optional[str] = None
+    model_version: str = "1"
     # Loopback by default: nothing outside this machine can connect unless asked (the Docker
     # image binds 0.0.0.0 inside its own network namespace).
     host: str = "127.0.0.1"
@@ -563,6 +568,18 @@ class ServeConfig:
     def __post_init__(self) -> None:
         group = self.GROUP
         _check(_is_name(self.model), f"{group}.model", self.model, "'float' or a quantized tag")
+        _check(
+            self.model_name is None or _is_name(self.model_name),
+            f"{group}.model_name",
+            self.model_name,
+            "null or a name of letters, digits, '-', '_' and '.'",
+        )
+        _check(
+            _is_name(self.model_version),
+            f"{group}.model_version",
+            self.model_version,
+            "a version of letters, digits, '-', '_' and '.' (e.g. 1)",
+        )
         _check(bool(self.host.strip()), f"{group}.host", self.host, "an address to bind")
         _check(0 <= self.port <= 65535, f"{group}.port", self.port, "0 (any free port) to 65535")
         _check(self.max_rows > 0, f"{group}.max_rows", self.max_rows, "a positive integer")

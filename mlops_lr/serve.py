@@ -2,7 +2,9 @@
 
 Endpoints: ``GET /health`` (liveness), ``GET /ready`` (the verified model is loaded),
 ``GET /model`` (what is served and how good it is), ``POST /predict``, ``GET /metrics``
-(Prometheus text format), ``/openapi.json`` and ``/docs``.
+(Prometheus text format), ``/openapi.json`` and ``/docs``; and the Open Inference Protocol
+(KServe V2) routes under ``/v2`` (:mod:`mlops_lr.inference_protocol`), which KServe, Triton's
+client and the protocol's generated clients speak.
 
 ``POST /predict`` takes ``{"instances": [{feature: value, ...}, ...]}`` or
 ``{"inputs": [[value, ...], ...]}``. The body is parsed with orjson and checked by hand into one
@@ -26,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.responses import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -41,6 +43,14 @@ from pydantic import BaseModel, Field
 
 from mlops_lr import __version__
 from mlops_lr.folded import NUMERIC, FoldedModel
+from mlops_lr.inference_protocol import (
+    HEADER_LENGTH,
+    ProtocolError,
+    decode_request,
+    encode_response,
+    infer_request_schema,
+    model_metadata,
+)
 from mlops_lr.predictor import LinearPredictor
 
 JSON_TYPE = "application/json"
@@ -96,6 +106,70 @@ class ModelInfo(BaseModel):
 class Predictions(BaseModel):
     predictions: list[float] = Field(description="One prediction per row, in request order.")
     model: str
+
+
+class V2Error(BaseModel):
+    error: str = Field(description="What was wrong, in one line.")
+
+
+class V2ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str] = Field(description="The protocol extensions this server supports.")
+
+
+class V2Live(BaseModel):
+    live: bool
+
+
+class V2Ready(BaseModel):
+    ready: bool
+
+
+class V2ModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
+class V2TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int] = Field(description="-1 is any number of rows.")
+
+
+class V2ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[V2TensorMetadata]
+    outputs: list[V2TensorMetadata]
+    parameters: dict[str, Any] = Field(
+        description="content_type: 'np' (one [N, n_features] tensor) or 'pd' (one input per "
+        "column); feature_names in the tensor's column order; categorical columns."
+    )
+
+
+class V2Output(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+    data: list[float] | None = Field(
+        default=None, description="The predictions (absent when sent as binary data)."
+    )
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="binary_data_size: bytes of binary data after the JSON."
+    )
+
+
+class V2InferResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str | None = Field(default=None, description="The request's id, echoed.")
+    outputs: list[V2Output]
+
+
+# The binary tensor extension, as Triton names it (its client's default).
+V2_EXTENSIONS = ("binary_tensor_data",)
 
 
 def input_limit(predictor: LinearPredictor) -> float:
@@ -488,8 +562,8 @@ class _Instrumented:
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The request body, refusing (413) one longer than ``max_bytes`` before reading it all,
-    and (415) one that is not plain UTF-8 JSON (no content-type is taken for JSON)."""
+    """The request body, refusing (415) one that is not plain UTF-8 JSON (no content-type is
+    taken for JSON), and as :func:`read_bytes` does."""
     media_type, *parameters = (request.headers.get("content-type") or JSON_TYPE).split(";")
     media_type = media_type.strip().lower()
     if media_type != JSON_TYPE and not media_type.endswith("+json"):
@@ -498,6 +572,12 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
         name, _, value = parameter.partition("=")
         if name.strip().lower() == "charset" and value.strip(' "').lower() not in _UTF8:
             raise RequestError(415, f"JSON must be UTF-8 (got charset {value.strip()!r})")
+    return await read_bytes(request, max_bytes)
+
+
+async def read_bytes(request: Request, max_bytes: int) -> bytes:
+    """The request body as sent, refusing (413) one longer than ``max_bytes`` before reading
+    it all, and (415) a compressed one."""
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
         raise RequestError(415, f"send the body uncompressed (got content-encoding {encoding!r})")
@@ -527,6 +607,8 @@ def create_app(
     max_rows: int = 10_000,
     max_body_bytes: int = 16 * 1024 * 1024,
     example: Sequence[Any] | None = None,
+    model_name: str | None = None,
+    model_version: str = "1",
 ) -> FastAPI:
     """The FastAPI app serving ``predictor``.
 
@@ -538,6 +620,11 @@ def create_app(
         The most rows and body bytes one ``POST /predict`` may carry.
     example
         One row of feature values for the OpenAPI example (e.g. a test-split row).
+    model_name, model_version
+        The model's name and version in the ``/v2`` routes (default: the predictor's name).
+
+    ``app.state.ready`` is True once built; set it to False (as the server does on SIGTERM)
+    and the readiness probes answer 503, so load balancers stop sending requests.
     """
     feature_names = predictor.feature_names
     details = predictor.details
@@ -567,10 +654,15 @@ def create_app(
         redoc_url=None,
     )
     app.add_middleware(_Instrumented, metrics=metrics)
+    app.state.ready = True
 
     @app.exception_handler(RequestError)
     async def _client_error(request: Request, error: RequestError) -> Response:
         return _json({"detail": error.message}, error.status)
+
+    @app.exception_handler(ProtocolError)
+    async def _protocol_error(request: Request, error: ProtocolError) -> Response:
+        return _json({"error": error.message}, error.status)
 
     health = orjson.dumps({"status": "ok"})
     ready = orjson.dumps(
@@ -601,6 +693,8 @@ def create_app(
         "listening, so once it answers it is ready; the body names the model and its digest.",
     )
     async def get_ready() -> Response:
+        if not app.state.ready:
+            return _json({"detail": "the server is shutting down"}, 503)
         return Response(ready, media_type=JSON_TYPE)
 
     # Probes that use HEAD (some load balancers) get the same status without a body.
@@ -655,4 +749,195 @@ def create_app(
     async def get_metrics() -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
+    _add_open_inference_routes(
+        app,
+        predictor,
+        metrics,
+        model_name or predictor.name,
+        model_version,
+        max_rows,
+        max_body_bytes,
+        limit,
+        example,
+    )
     return app
+
+
+def _add_open_inference_routes(
+    app: FastAPI,
+    predictor: LinearPredictor,
+    metrics: ServerMetrics,
+    name: str,
+    version: str,
+    max_rows: int,
+    max_body_bytes: int,
+    limit: float,
+    example: Sequence[Any] | None,
+) -> None:
+    """The Open Inference Protocol's REST routes (``/v2``) on ``app``."""
+    folded = predictor.folded
+    tag = ["Open Inference Protocol (V2)"]
+    server = orjson.dumps({"name": "mlops-lr", "version": __version__, "extensions": V2_EXTENSIONS})
+    live = orjson.dumps({"live": True})
+    metadata = model_metadata(name, version, folded, predictor.details)
+    model_ready = orjson.dumps({"name": name, "ready": True})
+    errors = {
+        status: {"model": V2Error, "description": description}
+        for status, description in (
+            (400, "Malformed request: JSON, binary data, inputs, shapes, datatypes or values."),
+            (404, "No such model or version."),
+            (413, "Body larger than serve.max_body_bytes."),
+            (415, "A compressed body."),
+            (503, "The server is shutting down."),
+        )
+    }
+    # Path parameters: only the served name and version exist (other values get a 404).
+    model_path = Path(description="The model's name.", json_schema_extra={"enum": [name]})
+    version_path = Path(description="The model's version.", json_schema_extra={"enum": [version]})
+
+    def check(model: str, model_version: str | None = None) -> None:
+        if model != name:
+            raise ProtocolError(f"unknown model {model!r}; this server serves {name!r}", 404)
+        if model_version is not None and model_version != version:
+            raise ProtocolError(
+                f"model {name!r} has no version {model_version!r}; it has {version!r}", 404
+            )
+
+    def check_ready() -> None:
+        if not app.state.ready:
+            raise ProtocolError("the server is shutting down", 503)
+
+    @app.get("/v2", response_model=V2ServerMetadata, tags=tag, summary="Server metadata")
+    async def v2_server() -> Response:
+        return Response(server, media_type=JSON_TYPE)
+
+    @app.get("/v2/health/live", response_model=V2Live, tags=tag, summary="Server liveness")
+    async def v2_live() -> Response:
+        return Response(live, media_type=JSON_TYPE)
+
+    @app.get(
+        "/v2/health/ready",
+        response_model=V2Ready,
+        responses={503: errors[503]},
+        tags=tag,
+        summary="Server readiness: the model is loaded and verified",
+    )
+    async def v2_ready() -> Response:
+        check_ready()
+        return _json({"ready": True})
+
+    metadata_responses = {status: errors[status] for status in (404,)}
+    ready_responses = {status: errors[status] for status in (404, 503)}
+
+    @app.get(
+        "/v2/models/{model}",
+        response_model=V2ModelMetadata,
+        responses=metadata_responses,
+        tags=tag,
+        summary="Model metadata: its inputs (in column order) and output",
+    )
+    async def v2_model(model: str = model_path) -> Response:
+        check(model)
+        return _json(metadata)
+
+    @app.get(
+        "/v2/models/{model}/versions/{model_version}",
+        response_model=V2ModelMetadata,
+        responses=metadata_responses,
+        tags=tag,
+        summary="Model metadata of one version",
+    )
+    async def v2_model_version(
+        model: str = model_path, model_version: str = version_path
+    ) -> Response:
+        check(model, model_version)
+        return _json(metadata)
+
+    @app.get(
+        "/v2/models/{model}/ready",
+        response_model=V2ModelReady,
+        responses=ready_responses,
+        tags=tag,
+        summary="Model readiness",
+    )
+    async def v2_model_ready(model: str = model_path) -> Response:
+        check(model)
+        check_ready()
+        return Response(model_ready, media_type=JSON_TYPE)
+
+    @app.get(
+        "/v2/models/{model}/versions/{model_version}/ready",
+        response_model=V2ModelReady,
+        responses=ready_responses,
+        tags=tag,
+        summary="Model readiness of one version",
+    )
+    async def v2_model_version_ready(
+        model: str = model_path, model_version: str = version_path
+    ) -> Response:
+        check(model, model_version)
+        check_ready()
+        return Response(model_ready, media_type=JSON_TYPE)
+
+    async def infer(request: Request) -> Response:
+        try:
+            body = await read_bytes(request, max_body_bytes)
+        except RequestError as error:
+            raise ProtocolError(error.message, error.status) from None
+        inference = decode_request(
+            body, request.headers.get(HEADER_LENGTH), folded, max_rows, limit
+        )
+        if inference.X is not None:
+            predictions = predictor.predict(inference.X)
+        else:
+            predictions = predictor.predict_table(inference.columns)
+        metrics.rows.labels(predictor.name).inc(len(predictions))
+        content, header_length = encode_response(name, version, inference, predictions)
+        if header_length is None:
+            return Response(content, media_type=JSON_TYPE)
+        return Response(
+            content,
+            media_type="application/octet-stream",
+            headers={"Inference-Header-Content-Length": str(header_length)},
+        )
+
+    infer_openapi = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON_TYPE: {"schema": infer_request_schema(folded, max_rows, example)},
+                "application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"},
+                    "description": "The binary tensor extension: the JSON request "
+                    "(Inference-Header-Content-Length bytes), then the inputs' raw bytes.",
+                },
+            },
+        }
+    }
+    infer_responses = {status: errors[status] for status in (400, 404, 413, 415)}
+
+    @app.post(
+        "/v2/models/{model}/infer",
+        response_model=V2InferResponse,
+        responses=infer_responses,
+        tags=tag,
+        summary="Predict: one [N, n_features] tensor, or one input per column",
+        openapi_extra=infer_openapi,
+    )
+    async def v2_infer(request: Request, model: str = model_path) -> Response:
+        check(model)
+        return await infer(request)
+
+    @app.post(
+        "/v2/models/{model}/versions/{model_version}/infer",
+        response_model=V2InferResponse,
+        responses=infer_responses,
+        tags=tag,
+        summary="Predict with one version",
+        openapi_extra=infer_openapi,
+    )
+    async def v2_infer_version(
+        request: Request, model: str = model_path, model_version: str = version_path
+    ) -> Response:
+        check(model, model_version)
+        return await infer(request)

@@ -39,12 +39,14 @@ def run(config: Config) -> None:
         max_rows=settings.max_rows,
         max_body_bytes=settings.max_body_bytes,
         example=_example_row(artifacts_dir, predictor.feature_names),
+        model_name=settings.model_name,
+        model_version=settings.model_version,
     )
     listener = listen(settings)
     host, port = listener.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     print(f"Serving model {predictor.name!r} at {url} (API docs: {url}/docs)", flush=True)
-    server = _server_class(uvicorn)(
+    server = _server_class(uvicorn, app)(
         uvicorn.Config(
             app,
             log_level=settings.log_level,
@@ -63,12 +65,17 @@ def run(config: Config) -> None:
         raise ConfigError(f"the server at {url} did not start (see the log above)")
 
 
-def _server_class(uvicorn: Any) -> type:
+def _server_class(uvicorn: Any, app: Any) -> type:
     """uvicorn's Server, except that SIGINT/SIGTERM end the run normally (exit 0) once
     in-flight requests are done. uvicorn re-raises the signal instead, which would end a
-    Ctrl-C in a KeyboardInterrupt traceback and a ``docker stop`` in exit code 143."""
+    Ctrl-C in a KeyboardInterrupt traceback and a ``docker stop`` in exit code 143. From the
+    signal on, the readiness probes of ``app`` answer 503."""
 
     class GracefulServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.state.ready = False
+            super().handle_exit(sig, frame)
+
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             previous = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
