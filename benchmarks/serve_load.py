@@ -5,13 +5,16 @@ Usage: python benchmarks/serve_load.py [--model float] [--duration 1] [--artifac
 Needs a trained model (`make train`; `make quantize` for a quantized --model) and wrk (Debian:
 `apt-get install wrk`). Starts `python -m mlops_lr stage=serve` on a free 127.0.0.1 port and
 runs wrk (one thread, so the server and the load generator each have a core of a 2-core
-machine) at concurrency 1, 8 and 32, for single-row and 1,000-row bodies, named ("instances")
-and positional ("inputs"): 12 runs of --duration seconds after a 1 s warm-up, under 20 s in
-all. Then, in this
-process, where the time of one 1,000-row request goes (JSON decoding, validation, predict,
-encoding). Goals (issue 6): single-row ≥ 1,000 req/s with p99 ≤ 20 ms at concurrency 8;
-1,000-row bodies ≥ 250,000 rows/s through the positional fast path ("inputs", a list per row
-rather than an object); named "instances" are reported beside it. Exits 1 if a goal is missed.
+machine) at concurrency 1, 8 and 32, for single-row and 1,000-row bodies in four forms: our
+`/predict` with named rows ("instances") and positional rows ("inputs"), and the Open
+Inference Protocol's `/v2/models/<name>/infer` with a JSON tensor ("v2-json") and with the
+binary tensor extension, in and out ("v2-binary"): 24 runs of --duration seconds after a 1 s
+warm-up, under 40 s in all. Then, in this process, where the time of one 1,000-row request goes.
+
+Goals (issue 6): single-row ≥ 1,000 req/s with p99 ≤ 20 ms at concurrency 8; 1,000-row bodies
+≥ 250,000 rows/s through "inputs". Issue 15: single-row "v2-json" ≥ 0.8× the req/s of the
+faster `/predict` form at concurrency 8; 1,000-row "v2-binary" ≥ 1.5× the rows/s of the faster
+1,000-row JSON form ("inputs" or "v2-json") at concurrency 8. Exits 1 if a goal is missed.
 """
 
 from __future__ import annotations
@@ -25,30 +28,49 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import orjson
 
+from mlops_lr.inference_protocol import decode_request, encode_response
 from mlops_lr.predictor import load_predictor
 from mlops_lr.serve import input_limit, parse_rows
 
 HERE = Path(__file__).resolve().parent
 CONCURRENCY = (1, 8, 32)
 ROWS = (1, 1000)
-FORMATS = ("instances", "inputs")
+FORMS = ("instances", "inputs", "v2-json", "v2-binary")
 
 
-def request_body(feature_names: tuple[str, ...], rows: int, form: str) -> bytes:
-    """``rows`` California-like rows (reproducible) as a /predict body of the given form."""
+def request_rows(n_features: int, rows: int) -> np.ndarray:
+    """``rows`` California-like rows (reproducible)."""
     rng = np.random.default_rng(rows)
-    base = np.array([3.9, 28.6, 5.4, 1.1, 1425.0, 3.1, 35.6, -119.6])[: len(feature_names)]
-    X = base * rng.uniform(0.5, 1.5, size=(rows, len(feature_names)))
+    base = np.array([3.9, 28.6, 5.4, 1.1, 1425.0, 3.1, 35.6, -119.6])[:n_features]
+    return base * rng.uniform(0.5, 1.5, size=(rows, n_features))
+
+
+def request_body(feature_names: tuple[str, ...], rows: int, form: str) -> tuple[bytes, int | None]:
+    """A body of ``rows`` rows in ``form``, and the length of its JSON header when binary
+    data follows (the Open Inference Protocol's binary extension)."""
+    X = request_rows(len(feature_names), rows)
     if form == "inputs":
-        return orjson.dumps({"inputs": X.tolist()})
-    return orjson.dumps(
-        {"instances": [dict(zip(feature_names, r, strict=True)) for r in X.tolist()]}
+        return orjson.dumps({"inputs": X.tolist()}), None
+    if form == "instances":
+        rows_by_name = [dict(zip(feature_names, r, strict=True)) for r in X.tolist()]
+        return orjson.dumps({"instances": rows_by_name}), None
+    tensor = {"name": "input", "shape": list(X.shape), "datatype": "FP64"}
+    if form == "v2-json":
+        return orjson.dumps({"inputs": [{**tensor, "data": X.tolist()}]}), None
+    data = np.ascontiguousarray(X, dtype="<f8").tobytes()
+    header = orjson.dumps(
+        {
+            "inputs": [{**tensor, "parameters": {"binary_data_size": len(data)}}],
+            "parameters": {"binary_data_output": True},
+        }
     )
+    return header + data, len(header)
 
 
 def start_server(artifacts: str, model: str, workdir: Path) -> tuple[subprocess.Popen, str]:
@@ -65,12 +87,16 @@ def start_server(artifacts: str, model: str, workdir: Path) -> tuple[subprocess.
     return process, line.split(" at ")[1].split()[0]
 
 
-def wrk(url: str, body_path: Path, connections: int, duration: int) -> dict:
+def wrk(
+    url: str, body_path: Path, connections: int, duration: int, header_length: int | None = None
+) -> dict:
     command = [
         "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
-        "-s", str(HERE / "serve_load.lua"), f"{url}/predict",
+        "-s", str(HERE / "serve_load.lua"), url,
     ]  # fmt: skip
     env = {**os.environ, "MLOPS_LR_BODY": str(body_path)}
+    if header_length is not None:
+        env["MLOPS_LR_HEADER_LENGTH"] = str(header_length)
     output = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
     result = json.loads(output.strip().splitlines()[-1])
     seconds = result["duration_us"] / 1e6
@@ -78,20 +104,33 @@ def wrk(url: str, body_path: Path, connections: int, duration: int) -> dict:
     return result
 
 
-def where_the_time_goes(predictor, body: bytes, repeats: int = 40) -> dict[str, float]:
+def where_the_time_goes(
+    predictor, body: bytes, form: str, header_length: int | None, repeats: int = 40
+) -> dict[str, float]:
     """Milliseconds per step of one request with this body, in this process (best of 5)."""
     names, limit = predictor.feature_names, input_limit(predictor)
-    X = parse_rows(body, names, 10_000, limit)
-    predictions = predictor.predict(X)
-    steps = {
-        "orjson.loads": lambda: orjson.loads(body),
-        "parse_rows (loads + checks + matrix)": lambda: parse_rows(body, names, 10_000, limit),
-        "predict": lambda: predictor.predict(X),
-        "encode the answer": lambda: orjson.dumps(
-            {"predictions": predictions, "model": predictor.name},
-            option=orjson.OPT_SERIALIZE_NUMPY,
-        ),
-    }
+    steps: dict[str, Callable[[], object]]
+    if form.startswith("v2"):
+        length = None if header_length is None else str(header_length)
+        inference = decode_request(body, length, predictor.folded, 10_000, limit)
+        predictions = predictor.predict(inference.X)
+        steps = {
+            "decode_request": lambda: decode_request(body, length, predictor.folded, 10_000, limit),
+            "predict": lambda: predictor.predict(inference.X),
+            "encode_response": lambda: encode_response("m", "1", inference, predictions),
+        }
+    else:
+        X = parse_rows(body, names, 10_000, limit)
+        predictions = predictor.predict(X)
+        steps = {
+            "orjson.loads": lambda: orjson.loads(body),
+            "parse_rows (loads + checks + matrix)": lambda: parse_rows(body, names, 10_000, limit),
+            "predict": lambda: predictor.predict(X),
+            "encode the answer": lambda: orjson.dumps(
+                {"predictions": predictions, "model": predictor.name},
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            ),
+        }
     timings = {}
     for step, function in steps.items():
         best = float("inf")
@@ -119,18 +158,24 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     with tempfile.TemporaryDirectory() as temporary:
         workdir = Path(temporary)
+        bodies = {}
         for rows in ROWS:
-            for form in FORMATS:
-                body = request_body(predictor.feature_names, rows, form)
-                (workdir / f"{form}-{rows}.json").write_bytes(body)
+            for form in FORMS:
+                body, header_length = request_body(predictor.feature_names, rows, form)
+                path = workdir / f"{form}-{rows}.body"
+                path.write_bytes(body)
+                bodies[form, rows] = path, header_length
         process, url = start_server(args.artifacts, args.model, workdir)
+        targets = {form: f"{url}/predict" for form in FORMS}
+        for form in ("v2-json", "v2-binary"):
+            targets[form] = f"{url}/v2/models/{args.model}/infer"
         try:
-            wrk(url, workdir / "instances-1.json", 8, 1)  # warm-up
+            wrk(targets["instances"], bodies["instances", 1][0], 8, 1)  # warm-up
             for rows in ROWS:
-                for form in FORMATS:
-                    body_path = workdir / f"{form}-{rows}.json"
+                for form in FORMS:
+                    body_path, header_length = bodies[form, rows]
                     for connections in CONCURRENCY:
-                        r = wrk(url, body_path, connections, args.duration)
+                        r = wrk(targets[form], body_path, connections, args.duration, header_length)
                         results[form, rows, connections] = r
                         print(
                             f"| {form} | {rows} | {connections} | {r['rps']:,.0f} | "
@@ -142,9 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
         print("\nWhere the time of one 1,000-row request goes (in process, ms):")
-        for form in FORMATS:
-            body = (workdir / f"{form}-1000.json").read_bytes()
-            steps = where_the_time_goes(predictor, body)
+        for form in FORMS:
+            body_path, header_length = bodies[form, 1000]
+            body = body_path.read_bytes()
+            steps = where_the_time_goes(predictor, body, form, header_length)
             print(f"  {form} ({len(body) / 1e3:.0f} kB): " + ", ".join(
                 f"{step} {ms:.3f}" for step, ms in steps.items()
             ))  # fmt: skip
@@ -153,7 +199,11 @@ def main(argv: list[str] | None = None) -> int:
 
     single = results["instances", 1, 8]
     errors = sum(r["non_2xx"] + r["socket_errors"] for r in results.values())
-    batch = {form: min(results[form, 1000, c]["rps"] * 1000 for c in (8, 32)) for form in FORMATS}
+    batch = {form: min(results[form, 1000, c]["rps"] * 1000 for c in (8, 32)) for form in FORMS}
+    predict_single = max(results[form, 1, 8]["rps"] for form in ("instances", "inputs"))
+    v2_single = results["v2-json", 1, 8]["rps"]
+    json_rows = max(results[form, 1000, 8]["rps"] * 1000 for form in ("inputs", "v2-json"))
+    binary_rows = results["v2-binary", 1000, 8]["rps"] * 1000
     print("\nGoals:")
     print(
         f"  single-row at concurrency 8: {single['rps']:,.0f} req/s (goal ≥ 1,000), "
@@ -163,8 +213,22 @@ def main(argv: list[str] | None = None) -> int:
         f"  1,000-row bodies at concurrency 8 and 32: ≥ {batch['inputs']:,.0f} rows/s as "
         f'"inputs", the fast path (goal ≥ 250,000); ≥ {batch["instances"]:,.0f} as "instances"'
     )
+    print(
+        f"  V2 single-row JSON at concurrency 8: {v2_single:,.0f} req/s = "
+        f"{v2_single / predict_single:.2f}× the faster /predict form (goal ≥ 0.8×)"
+    )
+    print(
+        f"  V2 1,000-row binary at concurrency 8: {binary_rows:,.0f} rows/s = "
+        f"{binary_rows / json_rows:.2f}× the faster 1,000-row JSON form (goal ≥ 1.5×)"
+    )
     print(f"  non-2xx answers and socket errors: {errors}")
-    met = single["rps"] >= 1000 and single["p99_us"] <= 20_000 and batch["inputs"] >= 250_000
+    met = (
+        single["rps"] >= 1000
+        and single["p99_us"] <= 20_000
+        and batch["inputs"] >= 250_000
+        and v2_single >= 0.8 * predict_single
+        and binary_rows >= 1.5 * json_rows
+    )
     return 0 if met and errors == 0 else 1
 
 

@@ -206,11 +206,11 @@ class FoldedModel:
     target: str = "prediction"
 
     # ------------------------------------------------------------------ names and kinds
-    @property
+    @cached_property  # asked on every request a server decodes
     def feature_names(self) -> tuple[str, ...]:
         return tuple(item.name for item in self.inputs)
 
-    @property
+    @cached_property
     def categorical_names(self) -> tuple[str, ...]:
         return tuple(item.name for item in self.inputs if item.kind == CATEGORICAL)
 

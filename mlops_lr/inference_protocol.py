@@ -300,15 +300,14 @@ def _bytes_elements(data: memoryview, count: int, where: str) -> list[str]:
 
 
 def _flat(data: Any, where: str) -> list[Any]:
-    """Row-major values of ``data``, nested or flat (nesting must be regular)."""
+    """Row-major values of ``data``, nested or flat (a list left inside is caught as a value
+    of the wrong type)."""
     if type(data) is not list:
         raise ProtocolError(f"{where}: 'data' must be a list")
     while data and type(data[0]) is list:
-        if not all(type(item) is list for item in data):
+        if set(map(type, data)) != {list}:
             raise ProtocolError(f"{where}: 'data' mixes lists and values at one level")
         data = list(chain.from_iterable(data))
-    if any(type(item) is list for item in data):
-        raise ProtocolError(f"{where}: 'data' mixes lists and values at one level")
     return data
 
 
@@ -429,8 +428,10 @@ def _numbers(tensor: _Tensor, where: str) -> np.ndarray:
 def _check_values(X: np.ndarray, fills: np.ndarray, limit: float, locate: Any) -> None:
     """400 for a value beyond ±limit (infinity included), or a missing one (NaN) in a
     column the model has no fill for."""
-    with np.errstate(invalid="ignore"):
-        bad = (np.abs(X) > limit) | (np.isnan(X) & ~fills)
+    within = np.abs(X) <= limit  # False for NaN too
+    if within.all():
+        return
+    bad = ~within & ~(np.isnan(X) & fills)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
         value = float(X[row, col])
