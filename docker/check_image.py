@@ -4,7 +4,8 @@
 2. The baked float and default quantized models predict what the host's models predict, to 1e-8.
 3. With the data mounted read-only, the container trains by itself and reproduces R² 0.5758.
 4. `docker run -p … IMAGE serve serve.model=default-8bit` answers /health, predicts the host's
-   numbers over HTTP, turns healthy by its HEALTHCHECK, and stops gracefully on `docker stop`.
+   numbers over HTTP (on /predict and on /v2/models/$MLOPS_LR_MODEL_NAME/infer), turns
+   healthy by its HEALTHCHECK, and stops gracefully on `docker stop`.
 5. Prints the image size.
 Exits non-zero, naming the check, on the first failure.
 """
@@ -119,6 +120,8 @@ def check_server(image: str, artifacts_dir: str, model: str = "default-8bit") ->
         "--publish",
         "127.0.0.1::8000",
         "--health-interval=1s",
+        "--env",
+        "MLOPS_LR_MODEL_NAME=housing",
         image,
         "serve",
         f"serve.model={model}",
@@ -134,6 +137,12 @@ def check_server(image: str, artifacts_dir: str, model: str = "default-8bit") ->
         if answer["model"] != model or difference > TOLERANCE:
             sys.exit(f"serve: POST /predict answered {answer}, host predicts {host.tolist()}")
         print(f"serve {model}: POST /predict == host (max |difference| {difference:.1e})")
+        X = np.asarray(samples["X"], dtype=np.float64)
+        tensor = {"name": "input", "shape": list(X.shape), "datatype": "FP64", "data": X.tolist()}
+        v2 = http_json(f"{url}/v2/models/housing/infer", {"inputs": [tensor]})
+        if v2["outputs"][0]["data"] != answer["predictions"]:
+            sys.exit(f"serve: /v2/models/housing/infer answered {v2}, /predict {answer}")
+        print("serve: the Open Inference Protocol route, named by MLOPS_LR_MODEL_NAME, == /predict")
         health = ("inspect", "--format", "{{.State.Health.Status}}", container)
         wait_for(lambda: docker(*health).strip() == "healthy", "the HEALTHCHECK", 60)
         print("serve: HEALTHCHECK reports healthy")

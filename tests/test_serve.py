@@ -437,6 +437,8 @@ def test_bad_serve_settings_are_one_line_errors(cli, trained_artifacts: Path) ->
     assert_one_line_error(result, "serve.port=70000 is not allowed", exit_code=2)
     result = cli("stage=serve", artifacts_dir, "serve.max_rows=0")
     assert_one_line_error(result, "serve.max_rows=0 is not allowed", exit_code=2)
+    result = cli("stage=serve", artifacts_dir, "serve.model_name=a/b")
+    assert_one_line_error(result, "serve.model_name='a/b' is not allowed", exit_code=2)
     result = cli("stage=serve", artifacts_dir, "serve.model=int4")
     assert_one_line_error(result, "no quantized model 'int4'", exit_code=4)
     with socket.socket() as taken:

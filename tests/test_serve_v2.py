@@ -575,3 +575,27 @@ def test_schemathesis_finds_no_failure_in_the_v2_routes(
     finally:
         _stop(process)
     assert "Selected: 9/14" in report
+
+
+def test_the_kserve_example_uses_the_images_port_probes_and_name(client) -> None:
+    """The InferenceService in docs/ deploys the image as it is: its port, its probes (routes
+    the server has), its entry point's `serve` command and model-name variable."""
+    import re
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    docs = (root / "docs" / "predict-and-serve.md").read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", docs, flags=re.S)
+    service = yaml.safe_load(block)
+    assert service["kind"] == "InferenceService"
+    (container,) = service["spec"]["predictor"]["containers"]
+    (exposed,) = re.findall(r"^EXPOSE (\d+)$", (root / "Dockerfile").read_text(), flags=re.M)
+    assert container["ports"][0]["containerPort"] == int(exposed)
+    for probe in ("readinessProbe", "livenessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["port"] == int(exposed)
+        assert client.get(get["path"]).status_code == 200
+    assert container["args"][0] == "serve"
+    (variable,) = container["env"]
+    assert f"${{{variable['name']}:-}}" in (root / "docker" / "entrypoint.sh").read_text()
