@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import FastAPI, Path, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -760,6 +760,8 @@ def create_app(
         limit,
         example,
     )
+    # Routes are tried in order, a few microseconds each: the prediction routes go first.
+    app.router.routes.sort(key=lambda route: "POST" not in (getattr(route, "methods", None) or ()))
     return app
 
 
@@ -791,13 +793,30 @@ def _add_open_inference_routes(
             (503, "The server is shutting down."),
         )
     }
-    # Path parameters: only the served name and version exist (other values get a 404).
-    model_path = Path(description="The model's name.", json_schema_extra={"enum": [name]})
-    version_path = Path(description="The model's version.", json_schema_extra={"enum": [version]})
 
-    def check(model: str, model_version: str | None = None) -> None:
+    def path_parameters(versioned: bool) -> list[dict[str, Any]]:
+        listed = [("model", name, "The model's name.")]
+        if versioned:
+            listed.append(("model_version", version, "The model's version."))
+        return [
+            {
+                "name": key,
+                "in": "path",
+                "required": True,
+                "description": description,
+                "schema": {"type": "string", "enum": [value]},
+            }
+            for key, value, description in listed
+        ]
+
+    def check(request: Request) -> None:
+        """404 unless the path names the served model (and version). Path parameters are read
+        here, not declared: FastAPI would validate them on every request, which costs as much
+        as decoding a one-row request; the OpenAPI document states them (path_parameters)."""
+        model = request.path_params["model"]
         if model != name:
             raise ProtocolError(f"unknown model {model!r}; this server serves {name!r}", 404)
+        model_version = request.path_params.get("model_version")
         if model_version is not None and model_version != version:
             raise ProtocolError(
                 f"model {name!r} has no version {model_version!r}; it has {version!r}", 404
@@ -826,60 +845,17 @@ def _add_open_inference_routes(
         check_ready()
         return _json({"ready": True})
 
-    metadata_responses = {status: errors[status] for status in (404,)}
-    ready_responses = {status: errors[status] for status in (404, 503)}
-
-    @app.get(
-        "/v2/models/{model}",
-        response_model=V2ModelMetadata,
-        responses=metadata_responses,
-        tags=tag,
-        summary="Model metadata: its inputs (in column order) and output",
-    )
-    async def v2_model(model: str = model_path) -> Response:
-        check(model)
+    async def v2_model(request: Request) -> Response:
+        check(request)
         return _json(metadata)
 
-    @app.get(
-        "/v2/models/{model}/versions/{model_version}",
-        response_model=V2ModelMetadata,
-        responses=metadata_responses,
-        tags=tag,
-        summary="Model metadata of one version",
-    )
-    async def v2_model_version(
-        model: str = model_path, model_version: str = version_path
-    ) -> Response:
-        check(model, model_version)
-        return _json(metadata)
-
-    @app.get(
-        "/v2/models/{model}/ready",
-        response_model=V2ModelReady,
-        responses=ready_responses,
-        tags=tag,
-        summary="Model readiness",
-    )
-    async def v2_model_ready(model: str = model_path) -> Response:
-        check(model)
+    async def v2_model_ready(request: Request) -> Response:
+        check(request)
         check_ready()
         return Response(model_ready, media_type=JSON_TYPE)
 
-    @app.get(
-        "/v2/models/{model}/versions/{model_version}/ready",
-        response_model=V2ModelReady,
-        responses=ready_responses,
-        tags=tag,
-        summary="Model readiness of one version",
-    )
-    async def v2_model_version_ready(
-        model: str = model_path, model_version: str = version_path
-    ) -> Response:
-        check(model, model_version)
-        check_ready()
-        return Response(model_ready, media_type=JSON_TYPE)
-
-    async def infer(request: Request) -> Response:
+    async def v2_infer(request: Request) -> Response:
+        check(request)
         try:
             body = await read_bytes(request, max_body_bytes)
         except RequestError as error:
@@ -901,43 +877,43 @@ def _add_open_inference_routes(
             headers={"Inference-Header-Content-Length": str(header_length)},
         )
 
-    infer_openapi = {
-        "requestBody": {
-            "required": True,
-            "content": {
-                JSON_TYPE: {"schema": infer_request_schema(folded, max_rows, example)},
-                "application/octet-stream": {
-                    "schema": {"type": "string", "format": "binary"},
-                    "description": "The binary tensor extension: the JSON request "
-                    "(Inference-Header-Content-Length bytes), then the inputs' raw bytes.",
-                },
+    request_body = {
+        "required": True,
+        "content": {
+            JSON_TYPE: {"schema": infer_request_schema(folded, max_rows, example)},
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "The binary tensor extension: the JSON request "
+                "(Inference-Header-Content-Length bytes), then the inputs' raw bytes.",
             },
-        }
+        },
     }
-    infer_responses = {status: errors[status] for status in (400, 404, 413, 415)}
-
-    @app.post(
-        "/v2/models/{model}/infer",
-        response_model=V2InferResponse,
-        responses=infer_responses,
-        tags=tag,
-        summary="Predict: one [N, n_features] tensor, or one input per column",
-        openapi_extra=infer_openapi,
+    routes = (
+        ("", "GET", v2_model, V2ModelMetadata, (404,), "Model metadata: inputs and output"),
+        ("/ready", "GET", v2_model_ready, V2ModelReady, (404, 503), "Model readiness"),
+        (
+            "/infer",
+            "POST",
+            v2_infer,
+            V2InferResponse,
+            (400, 404, 413, 415),
+            "Predict: one [N, n_features] tensor, or one input per column",
+        ),
     )
-    async def v2_infer(request: Request, model: str = model_path) -> Response:
-        check(model)
-        return await infer(request)
-
-    @app.post(
-        "/v2/models/{model}/versions/{model_version}/infer",
-        response_model=V2InferResponse,
-        responses=infer_responses,
-        tags=tag,
-        summary="Predict with one version",
-        openapi_extra=infer_openapi,
-    )
-    async def v2_infer_version(
-        request: Request, model: str = model_path, model_version: str = version_path
-    ) -> Response:
-        check(model, model_version)
-        return await infer(request)
+    for versioned in (False, True):
+        prefix = "/v2/models/{model}" + ("/versions/{model_version}" if versioned else "")
+        for suffix, method, endpoint, model, statuses, summary in routes:
+            extra: dict[str, Any] = {"parameters": path_parameters(versioned)}
+            if method == "POST":
+                extra["requestBody"] = request_body
+            app.add_api_route(
+                prefix + suffix,
+                endpoint,
+                methods=[method],
+                response_model=model,
+                responses={status: errors[status] for status in statuses},
+                tags=tag,
+                summary=summary + (" (one version)" if versioned else ""),
+                openapi_extra=extra,
+                name=f"{endpoint.__name__}{'_version' if versioned else ''}",
+            )
