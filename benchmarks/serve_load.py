@@ -9,12 +9,15 @@ machine) at concurrency 1, 8 and 32, for single-row and 1,000-row bodies in four
 `/predict` with named rows ("instances") and positional rows ("inputs"), and the Open
 Inference Protocol's `/v2/models/<name>/infer` with a JSON tensor ("v2-json") and with the
 binary tensor extension, in and out ("v2-binary"): 24 runs of --duration seconds after a 1 s
-warm-up, under 40 s in all. Then, in this process, where the time of one 1,000-row request goes.
+warm-up; then --rounds rounds of the six 1 s runs the issue 15 goals compare, at concurrency
+8, back to back in a rotated order (runs vary by ±30 % over a minute here, so each goal takes
+the median of the rounds' ratios): about 2 minutes in all. Then, in this process, where the
+time of one 1,000-row request goes.
 
 Goals (issue 6): single-row ≥ 1,000 req/s with p99 ≤ 20 ms at concurrency 8; 1,000-row bodies
 ≥ 250,000 rows/s through "inputs". Issue 15: single-row "v2-json" ≥ 0.8× the req/s of the
-faster `/predict` form at concurrency 8; 1,000-row "v2-binary" ≥ 1.5× the rows/s of the faster
-1,000-row JSON form ("inputs" or "v2-json") at concurrency 8. Exits 1 if a goal is missed.
+faster single-row `/predict` form; 1,000-row "v2-binary" ≥ 1.5× the rows/s of the faster
+1,000-row JSON form ("inputs" or "v2-json"); both at concurrency 8. Exits 1 if a goal is missed.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ HERE = Path(__file__).resolve().parent
 CONCURRENCY = (1, 8, 32)
 ROWS = (1, 1000)
 FORMS = ("instances", "inputs", "v2-json", "v2-binary")
+# The runs the issue 15 goals compare, taking turns (form, rows per request).
+GOAL_RUNS = (("instances", 1), ("inputs", 1), ("v2-json", 1), ("inputs", 1000), ("v2-json", 1000),
+             ("v2-binary", 1000))  # fmt: skip
 
 
 def request_rows(n_features: int, rows: int) -> np.ndarray:
@@ -148,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="float")
     parser.add_argument("--artifacts", default="artifacts")
     parser.add_argument("--duration", type=int, default=1, help="whole seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=12, help="rounds of the goal runs")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
@@ -183,9 +190,31 @@ def main(argv: list[str] | None = None) -> int:
                             f"{r['p99_us'] / 1e3:.2f} | {r['non_2xx'] + r['socket_errors']} |",
                             flush=True,
                         )
+            # The issue 15 goals compare forms whose runs vary by ±30 % over a minute here (a
+            # shared VM): each round runs them back to back, in a rotated order, and the goals
+            # take the median over rounds of each round's ratio.
+            rounds: list[dict[tuple[str, int], float]] = []
+            for turn in range(args.rounds):
+                rotated = GOAL_RUNS[turn % len(GOAL_RUNS) :] + GOAL_RUNS[: turn % len(GOAL_RUNS)]
+                measured = {}
+                for form, rows in rotated:
+                    body_path, header_length = bodies[form, rows]
+                    r = wrk(targets[form], body_path, 8, 1, header_length)
+                    measured[form, rows] = r["rps"] * rows
+                rounds.append(measured)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
+        single_ratio = float(np.median([
+            r["v2-json", 1] / max(r["instances", 1], r["inputs", 1]) for r in rounds
+        ]))  # fmt: skip
+        binary_ratio = float(np.median([
+            r["v2-binary", 1000] / max(r["inputs", 1000], r["v2-json", 1000]) for r in rounds
+        ]))  # fmt: skip
+        print(f"\nMedians over {args.rounds} rounds at concurrency 8 (rows/s):")
+        for key in GOAL_RUNS:
+            values = [r[key] for r in rounds]
+            print(f"  {key[0]}, {key[1]} row(s)/request: {np.median(values):,.0f}")
         print("\nWhere the time of one 1,000-row request goes (in process, ms):")
         for form in FORMS:
             body_path, header_length = bodies[form, 1000]
@@ -200,10 +229,6 @@ def main(argv: list[str] | None = None) -> int:
     single = results["instances", 1, 8]
     errors = sum(r["non_2xx"] + r["socket_errors"] for r in results.values())
     batch = {form: min(results[form, 1000, c]["rps"] * 1000 for c in (8, 32)) for form in FORMS}
-    predict_single = max(results[form, 1, 8]["rps"] for form in ("instances", "inputs"))
-    v2_single = results["v2-json", 1, 8]["rps"]
-    json_rows = max(results[form, 1000, 8]["rps"] * 1000 for form in ("inputs", "v2-json"))
-    binary_rows = results["v2-binary", 1000, 8]["rps"] * 1000
     print("\nGoals:")
     print(
         f"  single-row at concurrency 8: {single['rps']:,.0f} req/s (goal ≥ 1,000), "
@@ -214,20 +239,20 @@ def main(argv: list[str] | None = None) -> int:
         f'"inputs", the fast path (goal ≥ 250,000); ≥ {batch["instances"]:,.0f} as "instances"'
     )
     print(
-        f"  V2 single-row JSON at concurrency 8: {v2_single:,.0f} req/s = "
-        f"{v2_single / predict_single:.2f}× the faster /predict form (goal ≥ 0.8×)"
+        f"  V2 single-row JSON: {single_ratio:.2f}× the req/s of the faster /predict form "
+        "(median of the rounds' ratios; goal ≥ 0.8×)"
     )
     print(
-        f"  V2 1,000-row binary at concurrency 8: {binary_rows:,.0f} rows/s = "
-        f"{binary_rows / json_rows:.2f}× the faster 1,000-row JSON form (goal ≥ 1.5×)"
+        f"  V2 1,000-row binary: {binary_ratio:.2f}× the rows/s of the faster 1,000-row JSON "
+        "form (median of the rounds' ratios; goal ≥ 1.5×)"
     )
     print(f"  non-2xx answers and socket errors: {errors}")
     met = (
         single["rps"] >= 1000
         and single["p99_us"] <= 20_000
         and batch["inputs"] >= 250_000
-        and v2_single >= 0.8 * predict_single
-        and binary_rows >= 1.5 * json_rows
+        and single_ratio >= 0.8
+        and binary_ratio >= 1.5
     )
     return 0 if met and errors == 0 else 1
 

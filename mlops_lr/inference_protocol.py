@@ -52,6 +52,7 @@ DATATYPES: dict[str, str | None] = {
 }
 NUMERIC_TYPES = frozenset(name for name in DATATYPES if name not in ("BOOL", "BYTES"))
 _NUMBERS = frozenset({int, float})
+_INT = frozenset({int})
 
 
 class ProtocolError(Exception):
@@ -241,7 +242,11 @@ def _tensors(inputs: list[Any], binary: memoryview) -> list[_Tensor]:
             raise ProtocolError(
                 f"{where}: datatype {datatype!r} is not one of {', '.join(DATATYPES)}"
             )
-        if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
+        if (
+            type(shape) is not list
+            or not set(map(type, shape)) <= _INT
+            or min(shape, default=0) < 0
+        ):
             raise ProtocolError(f"{where}: 'shape' must be a list of non-negative integers")
         count = math.prod(shape)
         size = _parameters(item, where).get("binary_data_size")
@@ -354,9 +359,11 @@ def _matrix(tensor: _Tensor, folded: FoldedModel, max_rows: int, limit: float) -
         )
     _check_rows(rows, max_rows, where)
     X = _numbers(tensor, where).reshape(rows, width)
-    fills = np.array([item.fill is not None for item in folded.inputs])
     _check_values(
-        X, fills, limit, lambda row, col: f"{where}[{row}, {col}] ({folded.feature_names[col]})"
+        X,
+        folded.inputs,
+        limit,
+        lambda row, col: f"{where}[{row}, {col}] ({folded.feature_names[col]})",
     )
     return X
 
@@ -395,9 +402,8 @@ def _columns(
             raise ProtocolError(f"{where} has {tensor.shape[0]} rows; the first input has {rows}")
         if item.kind == NUMERIC:
             values = _numbers(tensor, where)
-            fill = np.array([item.fill is not None])
             _check_values(
-                values.reshape(-1, 1), fill, limit, lambda row, _, where=where: f"{where}[{row}]"
+                values.reshape(-1, 1), (item,), limit, lambda row, _, where=where: f"{where}[{row}]"
             )
             columns[item.name] = values
         else:
@@ -425,12 +431,14 @@ def _numbers(tensor: _Tensor, where: str) -> np.ndarray:
     return np.array(values, dtype=np.float64)
 
 
-def _check_values(X: np.ndarray, fills: np.ndarray, limit: float, locate: Any) -> None:
+def _check_values(X: np.ndarray, inputs: Any, limit: float, locate: Any) -> None:
     """400 for a value beyond ±limit (infinity included), or a missing one (NaN) in a
-    column the model has no fill for."""
-    within = np.abs(X) <= limit  # False for NaN too
-    if within.all():
+    column the model has no fill for; ``inputs`` are the inputs of ``X``'s columns."""
+    # The common case in one pass, without numpy's Python-level wrappers (NaN fails it).
+    if np.maximum.reduce(np.abs(X), axis=None) <= limit:
         return
+    within = np.abs(X) <= limit  # False for NaN too
+    fills = np.array([item.fill is not None for item in inputs])
     bad = ~within & ~(np.isnan(X) & fills)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
