@@ -254,15 +254,10 @@ class FoldedModel:
         MissingValueError
             A missing value in a numeric input without a fill.
         """
-        if self.is_plain:  # one matrix product: bit for bit what X @ coef + b gives
-            X = np.column_stack(
-                [np.asarray(columns[n], dtype=np.float64) for n in self.feature_names]
+        if self.is_plain:
+            return self._weighted_sum(
+                [np.asarray(columns[n], dtype=np.float64).reshape(-1) for n in self.feature_names]
             )
-            missing = np.isnan(X)
-            if missing.any():
-                row, column = np.argwhere(missing)[0]
-                raise MissingValueError(self.feature_names[column], int(row))
-            return X @ self.coef + self.intercept
         total = None
         for item in self.inputs:
             column = columns[item.name]
@@ -278,13 +273,39 @@ class FoldedModel:
 
     def predict_matrix(self, X: np.ndarray) -> np.ndarray:
         """Predictions for a float matrix whose columns are the inputs in order (numeric
-        inputs only; NaN is missing)."""
+        inputs only; NaN is missing).
+
+        Raises
+        ------
+        MissingValueError
+            A missing value in an input without a fill.
+        """
         X = np.asarray(X, dtype=np.float64)
         if self.is_plain:
-            return X @ self.coef + self.intercept
+            return self._weighted_sum([X[:, j] for j in range(X.shape[1])])
         if self.categorical_names:
             raise ValueError(f"categorical inputs {list(self.categorical_names)} need text")
         return self.predict({item.name: X[:, j] for j, item in enumerate(self.inputs)})
+
+    def _weighted_sum(self, columns: Sequence[np.ndarray]) -> np.ndarray:
+        """A plain model's predictions: the weighted columns added one at a time, in input
+        order, then the intercept, as for any folded model. Each row's sum is then the same
+        whatever rows share the call; a BLAS product (``X @ coef``) sums blocks of rows in
+        different orders (its last rows, a thread's share), so a row's last bit would depend
+        on the batch it is predicted in. (scikit-learn's ``predict`` is that product: the
+        two agree to an ulp or so.)"""
+        coef = self.coef
+        total = columns[0] * coef[0]
+        for column, weight in zip(columns[1:], coef[1:], strict=True):
+            total += column * weight
+        total += self.intercept
+        unknown = np.isnan(total)
+        if unknown.any():  # a missing input, or an infinite one whose terms cancel
+            for row in np.flatnonzero(unknown):
+                for name, column in zip(self.feature_names, columns, strict=True):
+                    if np.isnan(column[row]):
+                        raise MissingValueError(name, int(row))
+        return total
 
     def _numeric_contribution(self, item: NumericInput, column: Any) -> np.ndarray:
         values, missing = _filled(item, column)
