@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import zlib
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from itertools import chain
 from operator import itemgetter
@@ -575,12 +576,15 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return await read_bytes(request, max_bytes)
 
 
-async def read_bytes(request: Request, max_bytes: int) -> bytes:
+async def read_bytes(request: Request, max_bytes: int, decompress: bool = False) -> bytes:
     """The request body as sent, refusing (413) one longer than ``max_bytes`` before reading
-    it all, and (415) a compressed one."""
+    it all, and (415) a compressed one — unless ``decompress`` allows gzip and deflate (as
+    Triton's client sends with ``request_compression_algorithm``), whose decompressed size is
+    bounded by ``max_bytes`` too."""
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding != "identity":
-        raise RequestError(415, f"send the body uncompressed (got content-encoding {encoding!r})")
+    if encoding != "identity" and not (decompress and encoding in _ZLIB_FORMATS):
+        accepted = "uncompressed, gzip or deflate" if decompress else "uncompressed"
+        raise RequestError(415, f"send the body {accepted} (got content-encoding {encoding!r})")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise RequestError(413, _too_large(max_bytes))
@@ -590,7 +594,31 @@ async def read_bytes(request: Request, max_bytes: int) -> bytes:
         if size > max_bytes:
             raise RequestError(413, _too_large(max_bytes))
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    return body if encoding == "identity" else _decompressed(body, encoding, max_bytes)
+
+
+# zlib's window bits for each content-encoding: gzip's header, or HTTP deflate's zlib one.
+_ZLIB_FORMATS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def _decompressed(body: bytes, encoding: str, max_bytes: int) -> bytes:
+    """``body`` decompressed, refusing (413) more than ``max_bytes`` of it without inflating
+    the rest, and (400) a corrupt or truncated stream."""
+    inflater = zlib.decompressobj(_ZLIB_FORMATS[encoding])
+    try:
+        data = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as error:
+        raise RequestError(400, f"the {encoding} body cannot be decompressed: {error}") from None
+    if len(data) > max_bytes:
+        raise RequestError(
+            413,
+            f"the {encoding} body decompresses to more than {max_bytes} bytes "
+            "(serve.max_body_bytes); split the request",
+        )
+    if not inflater.eof:
+        raise RequestError(400, f"the {encoding} body ends before its compressed stream does")
+    return data
 
 
 def _too_large(max_bytes: int) -> str:
@@ -789,7 +817,7 @@ def _add_open_inference_routes(
             (400, "Malformed request: JSON, binary data, inputs, shapes, datatypes or values."),
             (404, "No such model or version."),
             (413, "Body larger than serve.max_body_bytes."),
-            (415, "A compressed body."),
+            (415, "A body compressed otherwise than with gzip or deflate."),
             (503, "The server is shutting down."),
         )
     }
@@ -857,7 +885,7 @@ def _add_open_inference_routes(
     async def v2_infer(request: Request) -> Response:
         check(request)
         try:
-            body = await read_bytes(request, max_body_bytes)
+            body = await read_bytes(request, max_body_bytes, decompress=True)
         except RequestError as error:
             raise ProtocolError(error.message, error.status) from None
         inference = decode_request(

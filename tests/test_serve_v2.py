@@ -4,10 +4,12 @@ generated ``open-inference-openapi`` client) and schemathesis on the V2 part of 
 
 from __future__ import annotations
 
+import gzip
 import json
 import struct
 import subprocess
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -410,6 +412,37 @@ def test_a_large_body_is_413_with_an_error_line(client) -> None:
     assert "serve.max_body_bytes" in response.json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("encoding", "body", "status", "message"),
+    [
+        (
+            "br",
+            b"x",
+            415,
+            "send the body uncompressed, gzip or deflate (got content-encoding 'br')",
+        ),
+        ("gzip", b"not gzip", 400, "the gzip body cannot be decompressed"),
+        ("gzip", gzip.compress(b"{}")[:-12], 400, "ends before its compressed stream does"),
+        # A small body that inflates past serve.max_body_bytes: refused, not inflated.
+        (
+            "deflate",
+            zlib.compress(b" " * (65 * 1024)),
+            413,
+            "decompresses to more than 65536 bytes",
+        ),
+    ],
+)
+def test_compressed_bodies(client, test_rows, encoding, body, status, message) -> None:
+    response = client.post(INFER, content=body, headers={"content-encoding": encoding})
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+    plain = json.dumps({"inputs": [tensor(test_rows[:3])]}).encode()
+    expected = predictions(infer(client, json.loads(plain)))
+    for encoding, compress in (("gzip", gzip.compress), ("deflate", zlib.compress)):
+        answer = client.post(INFER, content=compress(plain), headers={"content-encoding": encoding})
+        np.testing.assert_array_equal(predictions(answer.json()), expected)
+
+
 def test_a_table_model_takes_one_input_per_column_json_or_binary(
     penguin_artifacts: Path, penguin_rows: pd.DataFrame
 ) -> None:
@@ -521,6 +554,10 @@ def test_tritonclient_binary_and_json_equal_predict(
     item.set_data_from_numpy(X)
     result = client.infer("housing", [item], model_version="1")
     np.testing.assert_array_equal(result.as_numpy("predict")[:, 0], expected)
+    # Compressed requests, as the client sends them when asked.
+    for algorithm in ("gzip", "deflate"):
+        result = client.infer("housing", [item], request_compression_algorithm=algorithm)
+        np.testing.assert_array_equal(result.as_numpy("predict")[:, 0], expected)
     with pytest.raises(triton.InferenceServerException, match="unknown model 'float'"):
         client.infer("float", [item])
     client.close()
