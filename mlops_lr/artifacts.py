@@ -17,7 +17,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from mlops_lr.exceptions import ArtifactError
 from mlops_lr.folded import FoldedModel
@@ -179,18 +179,19 @@ def _load_document(directory: str | Path, name: str, parse: Any, what: str) -> A
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[TextIO]:
-    """Open ``path`` for writing text through a temporary file in the same directory.
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary file in the directory of ``path`` to write, renamed to ``path`` when the
+    ``with`` block finishes.
 
-    The file appears under its name only if the ``with`` block finishes; on any error the
-    temporary is removed and an existing ``path`` is left as it was.
+    On any error (KeyboardInterrupt included) the temporary is removed and an existing
+    ``path`` is left as it was. The block must close what it opened on the temporary.
     """
     path = Path(path)
     descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(descriptor)
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-        os.chmod(name, 0o644)
+        yield Path(name)
+        os.chmod(name, 0o644)  # mkstemp creates 0600; an output is for others to read
         os.replace(name, path)
     finally:
         Path(name).unlink(missing_ok=True)

@@ -508,6 +508,10 @@ class QuantizationConfig:
         return f"{self.name}-{self.bits}bit"
 
 
+# What stage predict writes, by the output's suffix: CSV, or Parquet (needs pyarrow).
+PREDICTION_OUTPUT_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
 @dataclass
 class PredictConfig:
     """Which saved model predicts, and on what."""
@@ -515,12 +519,17 @@ class PredictConfig:
     GROUP: ClassVar[str] = "predict"
     # "float" (artifacts/model.joblib) or a quantized tag (artifacts/quantized/<tag>/).
     model: str = "float"
-    # A CSV with a header naming the model's features (any order, extra columns kept);
-    # null: print the model's first test-split predictions (saved with the model).
+    # The rows to predict: a CSV (header naming the model's features, any order, extra
+    # columns kept) or Parquet file, a directory of them (recursively) or a glob, all of one
+    # kind and with the same columns; null: print the model's first test-split predictions
+    # (saved with the model).
     input: Optional[str] = None
-    # Where the input rows plus a `prediction` column go; null: <input stem>.predictions.csv.
+    # Where the input rows plus a `prediction` column go: a .csv, .parquet or .pq file,
+    # whatever the input's kind; null: <input stem>.predictions<input suffix> beside a
+    # single input file (a directory or a glob needs it).
     output: Optional[str] = None
-    # Rows read at a time: memory stays bounded whatever the file size.
+    # Rows per batch (read, predicted and written at a time): memory depends on it, not on
+    # the size of the input.
     chunk_size: int = 100_000
 
     def __post_init__(self) -> None:
@@ -532,6 +541,12 @@ class PredictConfig:
             f"{group}.output",
             self.output,
             "needs predict.input (the rows to predict)",
+        )
+        _check(
+            self.output is None or self.output.lower().endswith(PREDICTION_OUTPUT_SUFFIXES),
+            f"{group}.output",
+            self.output,
+            "a file ending in " + ", ".join(PREDICTION_OUTPUT_SUFFIXES),
         )
 
 

@@ -8,7 +8,6 @@ line at fault.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import logging
 import os
@@ -29,12 +28,11 @@ from mlops_lr.config import (
     TableDatasetConfig,
 )
 from mlops_lr.exceptions import DataError
-from mlops_lr.folded import CATEGORICAL, FoldedModel, category_text
+from mlops_lr.files import CSV_SUFFIXES, PARQUET_SUFFIXES, resolve_paths
+from mlops_lr.folded import category_text
 
 log = logging.getLogger(__name__)
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
-CSV_SUFFIXES = (".csv", ".txt")
 # Fewer test rows make R² undefined; fewer training rows make the fit meaningless.
 MIN_SPLIT_ROWS = 2
 # What a text column gets in an error when the model cannot take it.
@@ -292,32 +290,6 @@ def choose_features(
     return list(features)
 
 
-def resolve_paths(spec: str) -> tuple[Path, ...]:
-    """The CSV or Parquet files that ``spec`` names: a file, a directory (every such file in
-    it, recursively) or a glob pattern; sorted, all of one kind.
-
-    Raises
-    ------
-    DataError
-        Nothing matches, or CSV and Parquet files are mixed.
-    """
-    path = Path(spec)
-    suffixes = CSV_SUFFIXES + PARQUET_SUFFIXES
-    if path.is_file():
-        candidates = [path]
-    elif path.is_dir():
-        candidates = [p for p in path.rglob("*") if p.is_file()]
-    else:
-        candidates = [Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file()]
-    files = sorted(p for p in candidates if p.suffix.lower() in suffixes)
-    if not files:
-        raise DataError(f"no CSV or Parquet file matches {spec}")
-    kinds = {p.suffix.lower() in PARQUET_SUFFIXES for p in files}
-    if len(kinds) > 1:
-        raise DataError(f"{spec} mixes CSV and Parquet files; point at one kind")
-    return tuple(files)
-
-
 def _read_file(
     path: Path, na_values: Sequence[str], categorical: Sequence[str]
 ) -> tuple[pd.DataFrame, int | None]:
@@ -511,30 +483,6 @@ def _numeric_column(
             f"first on {where(int(bad_rows[0]))}" + ("" if allow_missing else hint)
         )
     return values
-
-
-def model_columns(
-    frame: pd.DataFrame, folded: FoldedModel, source: str, first_line: int | None
-) -> dict[str, np.ndarray | pd.Series]:
-    """The columns ``folded`` takes from ``frame``, validated: numeric inputs as float64
-    (NaN only where the model has a fill), categorical inputs as they are.
-
-    Raises
-    ------
-    DataError
-        Text or an infinite value in a numeric input, or a missing value without a fill; the
-        message names the column and the line.
-    """
-    where = _locator(frame, first_line)
-    columns: dict[str, np.ndarray | pd.Series] = {}
-    for item in folded.inputs:
-        if item.kind == CATEGORICAL:
-            columns[item.name] = frame[item.name]
-        else:
-            columns[item.name] = _numeric_column(
-                frame[item.name], item.name, source, where, allow_missing=item.fill is not None
-            )
-    return columns
 
 
 def fingerprint(dataset: Dataset) -> str:

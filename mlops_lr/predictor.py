@@ -1,5 +1,5 @@
-"""Load a saved model — float or quantized — as one folded predictor, and predict on tables,
-arrays or CSV files of any size (streamed in chunks).
+"""Load a saved model — float or quantized — as one folded predictor, and predict on tables
+or arrays (files of any size: :mod:`mlops_lr.batch_predict`).
 
 Loading never unpickles and needs neither scikit-learn nor pandas: every model is a folded
 JSON document (``folded.json`` beside ``model.joblib``, or a quantized ``model.json``), so a
@@ -9,7 +9,7 @@ server starts fast.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import numpy as np
 
 from mlops_lr import artifacts
 from mlops_lr.artifacts import FOLDED_FILE, METRICS_FILE, MODEL_FILE, QUANTIZED_MODEL, SAMPLES_FILE
-from mlops_lr.exceptions import ArtifactError, DataError
+from mlops_lr.exceptions import ArtifactError
 from mlops_lr.folded import FoldedModel
 
 FLOAT_MODEL = "float"
@@ -151,80 +151,3 @@ def sample_predictions(artifacts_dir: str | Path, predictor: LinearPredictor) ->
     # JSON null is a missing value: numpy reads it as NaN in a numeric input.
     columns = {name: [row[j] for row in rows] for j, name in enumerate(predictor.feature_names)}
     return predictor.predict_table(columns)
-
-
-def predict_csv(
-    predictor: LinearPredictor,
-    source: str | Path,
-    target: str | Path,
-    chunk_size: int,
-    na_values: Sequence[str] | None = None,
-) -> int:
-    """Stream ``source`` (a CSV with a header) through ``predictor`` into ``target``: the input
-    rows plus a ``prediction`` column, ``chunk_size`` rows at a time.
-
-    Features are matched by name (any order, extra columns kept). Categorical inputs are read
-    as text (an unseen category is the model's "unknown"); the ``na_values`` cells (default:
-    the datasets' default markers) are missing. Returns the number of rows. ``target`` is
-    written atomically: on any error no partial file is left.
-
-    Raises
-    ------
-    DataError
-        Missing file or feature column, an empty file, a non-numeric or infinite value, a
-        missing value the model has no fill for (named with its column and line).
-    """
-    # Deferred: only CSV prediction needs pandas (loading a model for a server does not).
-    import pandas as pd
-
-    from mlops_lr.config import DEFAULT_NA_VALUES
-    from mlops_lr.data import model_columns
-
-    source, target = Path(source), Path(target)
-    if not source.is_file():
-        raise DataError(f"prediction input not found: {source}")
-    if target.resolve() == source.resolve():
-        raise DataError(f"{target}: the output would overwrite the input")
-    if not target.parent.is_dir():
-        raise DataError(f"{target}: the output directory {target.parent} does not exist")
-    rows = 0
-    try:
-        chunks = pd.read_csv(
-            source,
-            chunksize=chunk_size,
-            encoding="utf-8-sig",
-            low_memory=False,
-            na_values=list(DEFAULT_NA_VALUES if na_values is None else na_values),
-            keep_default_na=False,
-            dtype=dict.fromkeys(predictor.folded.categorical_names, str),
-        )
-        with artifacts.atomic_output(target) as handle:
-            for chunk in chunks:
-                if rows == 0:
-                    _check_columns(chunk.columns, predictor.feature_names, source)
-                if not isinstance(chunk.index, pd.RangeIndex):  # the first field became an index
-                    raise DataError(f"{source}: rows have more fields than the header")
-                # The chunks' index labels count rows from the first: line = label + 2.
-                columns = model_columns(chunk, predictor.folded, str(source), 2)
-                chunk[PREDICTION_COLUMN] = predictor.predict_table(columns)
-                chunk.to_csv(handle, header=rows == 0, index=False)
-                rows += len(chunk)
-            if rows == 0:
-                raise DataError(f"{source}: no data rows")
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{source}: the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        lines = str(error).strip().splitlines()
-        raise DataError(f"{source}: cannot be read: {lines[0] if lines else error!r}") from None
-    return rows
-
-
-def _check_columns(columns: Sequence[str], features: Sequence[str], source: Path) -> None:
-    present = {str(column) for column in columns}
-    missing = [name for name in features if name not in present]
-    if missing:
-        raise DataError(
-            f"{source}: feature column(s) {missing} not found; the model needs {list(features)}"
-        )
-    if PREDICTION_COLUMN in present:
-        raise DataError(f"{source}: already has a {PREDICTION_COLUMN!r} column")

@@ -9,7 +9,7 @@ Text columns arrive as :class:`pandas.Categorical` columns (each distinct text o
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -20,17 +20,16 @@ import pandas as pd
 
 from mlops_lr.config import DEFAULT_NA_VALUES
 from mlops_lr.data import (
-    PARQUET_SUFFIXES,
     PREPROCESS_HINT,
     Dataset,
     choose_features,
     fingerprint,
     looks_categorical,
     numeric_words,
-    resolve_paths,
     text_words,
 )
 from mlops_lr.exceptions import DataError
+from mlops_lr.files import PARQUET_SUFFIXES, number_or_nan, numbers, numeric_markers, resolve_paths
 from mlops_lr.folded import category_text
 
 # Rows of the first file read to decide which columns are categorical (dataset.categorical=auto).
@@ -380,32 +379,19 @@ def _finished(
 
 
 def _batch(record_batch: Any, source: FileSource, path: Path, first_row: int) -> Batch:
-    import pyarrow as pa
-
     markers = (
-        _numeric_markers(source.na_values)
+        numeric_markers(source.na_values)
         if path.suffix.lower() not in PARQUET_SUFFIXES
         else np.empty(0)
     )
+    hint = " (list it in dataset.categorical if it holds categories)"
 
     def number(name: str) -> np.ndarray:
-        values = record_batch.column(name)
-        kind = values.type
-        if pa.types.is_null(kind):  # what pandas writes for a column of None: all missing
-            return np.full(len(values), np.nan)
-        if pa.types.is_boolean(kind):
-            values = values.cast(pa.float64())
-        elif not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
-            hint = " (list it in dataset.categorical if it holds categories)"
-            raise DataError(f"{path}: column {name!r} is not numeric ({kind}){hint}")
-        numbers = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-        if markers.size:  # pandas' rule: a marker that is a number matches it however written
-            numbers = np.where(np.isin(numbers, markers), np.nan, numbers)
-        return numbers
+        return numbers(record_batch.column(name), name, path, markers, hint)
 
     # Column-major: each feature contiguous, as the per-column work (fills, sums) reads it.
-    numbers = [number(name) for name in source.numeric_names]
-    X = np.asarray(numbers, dtype=np.float64).reshape(len(numbers), record_batch.num_rows).T
+    columns = [number(name) for name in source.numeric_names]
+    X = np.asarray(columns, dtype=np.float64).reshape(len(columns), record_batch.num_rows).T
     text = tuple(
         categories(record_batch.column(name), missing=markers) for name in source.categorical
     )
@@ -434,11 +420,14 @@ def frame_batch(frame: pd.DataFrame, source: FileSource | MemorySource, name: st
     return _checked(batch, source, name, lambda row: f"row {row + 1} of a partition")
 
 
-def categories(values: Any, missing: np.ndarray | None = None) -> pd.Categorical:
+def categories(
+    values: Any, missing: np.ndarray | None = None, missing_texts: Collection[str] = ()
+) -> pd.Categorical:
     """An Arrow (or pandas) column as a :class:`pandas.Categorical` of the texts its values
     are known by (:func:`mlops_lr.folded.category_text`: ``2007`` as ``"2007"``, booleans as
     ``"True"``/``"False"``), each distinct value converted once; a text that reads as one of
-    the numbers ``missing`` is missing (pandas' ``na_values`` rule)."""
+    the numbers ``missing``, or is one of ``missing_texts``, is missing (pandas'
+    ``na_values`` rule)."""
     import pyarrow as pa
 
     array = (
@@ -451,7 +440,20 @@ def categories(values: Any, missing: np.ndarray | None = None) -> pd.Categorical
     if not pa.types.is_dictionary(array.type):
         array = array.dictionary_encode()
     codes = array.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    texts = [category_text(value) for value in array.dictionary.to_pylist()]
+    return categories_from_codes(codes, array.dictionary.to_pylist(), missing, missing_texts)
+
+
+def categories_from_codes(
+    codes: np.ndarray,
+    distinct: Sequence[Any],
+    missing: np.ndarray | None = None,
+    missing_texts: Collection[str] = (),
+) -> pd.Categorical:
+    """:func:`categories` of a column given as ``codes`` into its ``distinct`` values (-1:
+    missing), as a dictionary array or :func:`pandas.factorize` gives it; needs no pyarrow."""
+    texts = [category_text(value) for value in distinct]
+    if missing_texts:
+        texts = [None if text in missing_texts else text for text in texts]
     if missing is not None and missing.size:
         texts = [None if _number_in(text, missing) else text for text in texts]
     inner, uniques = pd.factorize(np.array(texts, dtype=object), use_na_sentinel=True)
@@ -460,20 +462,8 @@ def categories(values: Any, missing: np.ndarray | None = None) -> pd.Categorical
     return pd.Categorical.from_codes(codes, categories=pd.Index(list(uniques), dtype=object))
 
 
-def _numeric_markers(na_values: Sequence[str]) -> np.ndarray:
-    """The ``na_values`` that are numbers, as floats."""
-    return np.array([v for v in map(_float_or_nan, na_values) if not np.isnan(v)])
-
-
-def _float_or_nan(text: str | None) -> float:
-    try:
-        return float(text) if text is not None else float("nan")
-    except ValueError:
-        return float("nan")
-
-
-def _number_in(text: str | None, numbers: np.ndarray) -> bool:
-    return bool(np.isin(_float_or_nan(text), numbers))
+def _number_in(text: str | None, values: np.ndarray) -> bool:
+    return bool(np.isin(number_or_nan(text), values))
 
 
 def _itself(batch: Batch) -> Batch:

@@ -1,4 +1,5 @@
-"""Stage `predict`: sample predictions, streamed CSV predictions, bad input."""
+"""Stage `predict`: sample predictions, CSV predictions through the stage, bad input (more in
+test_batch_predict.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import pandas as pd
 import pytest
 
 from mlops_lr import artifacts, training
+from mlops_lr.batch_predict import predict_files
 from mlops_lr.data import Dataset, split_dataset
 from mlops_lr.exceptions import ArtifactError, DataError
-from mlops_lr.predictor import load_predictor, predict_csv
+from mlops_lr.predictor import load_predictor
 from mlops_lr.stages import predict
 from tests.conftest import assert_one_line_error
 
@@ -89,7 +91,7 @@ def test_csv_in_any_column_order_with_bom_in_chunks(
     source.write_text("\ufeff" + frame.to_csv(index=False, float_format="%.17g"), encoding="utf-8")
     predictor = load_predictor(artifacts_dir)
 
-    rows = predict_csv(predictor, source, tmp_path / "preds.csv", chunk_size=1000)
+    rows = predict_files(predictor, source, tmp_path / "preds.csv", batch_rows=1000)
 
     written = pd.read_csv(tmp_path / "preds.csv")
     assert rows == len(frame) == 4128
@@ -113,11 +115,12 @@ BAD_INPUTS = {
     ),
     "empty_cell.csv": (
         HEADER + ROW * 3 + ROW.replace("41", ""),
-        "'HouseAge' has 1 missing or infinite value(s), first on line 5",
+        "'HouseAge' has a missing value on line 5 (the model has no fill for it)",
     ),
     "empty.csv": ("", "the file is empty"),
     "header_only.csv": (HEADER, "no data rows"),
-    "longer_rows.csv": (HEADER + ("id," + ROW) * 3, "rows have more fields than the header"),
+    "header_without_line_break.csv": (HEADER.rstrip("\n"), "no data rows"),
+    "longer_rows.csv": (HEADER + ("id," + ROW) * 3, "line 2 has 9 fields, the header 8"),
 }
 
 
@@ -137,11 +140,26 @@ def test_bad_csv_is_one_line_and_leaves_no_output(
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in {".csv", ".part"}) == [name]
 
 
+def test_a_missing_input_is_named_before_its_default_output(
+    cli, artifacts_dir, tmp_path: Path
+) -> None:
+    """Without predict.output, the output is named after the input: a missing input is "not
+    found", not "a directory or a glob"."""
+    result = cli(
+        "stage=predict",
+        f"paths.artifacts_dir={artifacts_dir}",
+        f"predict.input={tmp_path / 'missing.csv'}",
+    )
+    assert_one_line_error(
+        result, f"prediction input not found: {tmp_path / 'missing.csv'}", exit_code=3
+    )
+
+
 def test_a_bad_chunk_late_in_the_file_leaves_no_output(artifacts_dir, tmp_path: Path) -> None:
     source = tmp_path / "late.csv"
     source.write_text(HEADER + ROW * 25 + ROW.replace("37.8", "nan"))
     with pytest.raises(DataError, match="line 27"):
-        predict_csv(load_predictor(artifacts_dir), source, tmp_path / "out.csv", chunk_size=10)
+        predict_files(load_predictor(artifacts_dir), source, tmp_path / "out.csv", batch_rows=10)
     assert not (tmp_path / "out.csv").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["late.csv"]
 

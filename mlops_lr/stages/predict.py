@@ -1,17 +1,15 @@
-"""Stage ``predict``: the float or a quantized model on sample rows or on a CSV file."""
+"""Stage ``predict``: the float or a quantized model on sample rows, or on CSV or Parquet files."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
 from mlops_lr.config import Config
-from mlops_lr.predictor import load_predictor, predict_csv, sample_predictions
+from mlops_lr.predictor import load_predictor, sample_predictions
 
 
 def run(config: Config) -> np.ndarray | int:
-    """Print sample predictions (no ``predict.input``), or write predictions for a CSV.
+    """Print sample predictions (no ``predict.input``), or write predictions for files.
 
     Returns the sample predictions, or the number of rows written.
     """
@@ -23,9 +21,13 @@ def run(config: Config) -> np.ndarray | int:
         print(f"Model: {predictor.name}")
         print(f"Sample Predictions: {predictions}")
         return predictions
-    source = Path(settings.input)
-    target = Path(settings.output or source.with_name(f"{source.stem}.predictions.csv"))
+    # Deferred: sample predictions need neither pandas nor the file readers.
+    from mlops_lr.batch_predict import input_paths, output_path, predict_files
+
+    # The input first: a missing file is "not found", not a directory that needs an output.
+    input_paths(settings.input)
+    target = output_path(settings.input, settings.output)
     na_values = getattr(config.dataset, "na_values", None)
-    rows = predict_csv(predictor, source, target, settings.chunk_size, na_values)
+    rows = predict_files(predictor, settings.input, target, settings.chunk_size, na_values)
     print(f"Model: {predictor.name}: wrote {rows} predictions to {target}")
     return rows
