@@ -3,10 +3,12 @@
 1. The default command (`docker run --rm --network none IMAGE`) prints sample predictions.
 2. The baked float and default quantized models predict what the host's models predict, to 1e-8.
 3. With the data mounted read-only, the container trains by itself and reproduces R² 0.5758.
-4. `docker run -p … IMAGE serve serve.model=default-8bit` answers /health, predicts the host's
+4. `stage=predict` on a mounted CSV writes the host's predictions exactly (through pandas: the
+   image has no pyarrow), and a Parquet output is a one-line error naming pyarrow.
+5. `docker run -p … IMAGE serve serve.model=default-8bit` answers /health, predicts the host's
    numbers over HTTP (on /predict and on /v2/models/$MLOPS_LR_MODEL_NAME/infer), turns
    healthy by its HEALTHCHECK, and stops gracefully on `docker stop`.
-5. Prints the image size.
+6. Prints the image size.
 Exits non-zero, naming the check, on the first failure.
 """
 
@@ -17,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -97,11 +100,43 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"in-container training did not reproduce R² 0.5758:\n{trained}")
     print("in-container training with the data mounted: R² Score: 0.5758")
 
+    check_file_prediction(args.image, args.artifacts)
     check_server(args.image, args.artifacts)
 
     size = int(docker("image", "inspect", "--format", "{{.Size}}", args.image))
     print(f"image {args.image}: {size / 1e6:.0f} MB")
     return 0
+
+
+def check_file_prediction(image: str, artifacts_dir: str, model: str = "default-8bit") -> None:
+    """``stage=predict`` on a mounted CSV: the image has no pyarrow, so pandas reads and writes
+    it; the predictions must be the host's, bit for bit. Parquet is a one-line error."""
+    samples = json.loads(Path(artifacts_dir, "samples.json").read_text())
+    with tempfile.TemporaryDirectory() as directory:
+        shared = Path(directory)
+        shared.chmod(0o777)  # the container's user (uid 10001) writes the output here
+        rows = shared / "rows.csv"
+        lines = [",".join(samples["feature_names"])]
+        lines += [",".join(map(repr, row)) for row in samples["X"]]
+        rows.write_text("\n".join(lines) + "\n")
+        mount = ("-v", f"{shared}:/data", image, "stage=predict", f"predict.model={model}")
+        docker("run", "--rm", "--network", "none", *mount, "predict.input=/data/rows.csv",
+               "predict.output=/data/predictions.csv")  # fmt: skip
+        written = (shared / "predictions.csv").read_text().splitlines()
+        predicted = np.array([float(line.rsplit(",", 1)[1]) for line in written[1:]])
+        host = sample_predictions(artifacts_dir, load_predictor(artifacts_dir, model))
+        if not np.array_equal(predicted, host):
+            sys.exit(f"stage=predict on a CSV wrote {predicted.tolist()}, host {host.tolist()}")
+        print(f"stage=predict {model} on a CSV (pandas, no pyarrow in the image) == host, exactly")
+        refused = subprocess.run(
+            ["docker", "run", "--rm", "--network", "none", *mount,
+             "predict.input=/data/rows.csv", "predict.output=/data/predictions.parquet"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        lines = refused.stderr.strip().splitlines()
+        if refused.returncode == 0 or len(lines) != 1 or "pyarrow" not in lines[0]:
+            sys.exit(f"a Parquet output should be one line naming pyarrow:\n{refused.stderr}")
+        print(f"stage=predict to Parquet in the image: {lines[0]}")
 
 
 def check_server(image: str, artifacts_dir: str, model: str = "default-8bit") -> None:
