@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 
 FORMAT = "mlops-lr/folded-linear/1"
+# Rows a plain model sums in Python floats rather than numpy arrays (FoldedModel._sum_rows).
+_FEW_ROWS = 8
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 MISSING_LEVEL = "<missing>"
@@ -255,7 +257,7 @@ class FoldedModel:
             A missing value in a numeric input without a fill.
         """
         if self.is_plain:
-            return self._weighted_sum(
+            return self._plain_predictions(
                 [np.asarray(columns[n], dtype=np.float64).reshape(-1) for n in self.feature_names]
             )
         total = None
@@ -282,18 +284,23 @@ class FoldedModel:
         """
         X = np.asarray(X, dtype=np.float64)
         if self.is_plain:
-            return self._weighted_sum([X[:, j] for j in range(X.shape[1])])
+            if len(X) <= _FEW_ROWS:
+                return self._sum_rows(X.tolist())
+            return self._plain_predictions([X[:, j] for j in range(X.shape[1])])
         if self.categorical_names:
             raise ValueError(f"categorical inputs {list(self.categorical_names)} need text")
         return self.predict({item.name: X[:, j] for j, item in enumerate(self.inputs)})
 
-    def _weighted_sum(self, columns: Sequence[np.ndarray]) -> np.ndarray:
-        """A plain model's predictions: the weighted columns added one at a time, in input
-        order, then the intercept, as for any folded model. Each row's sum is then the same
-        whatever rows share the call; a BLAS product (``X @ coef``) sums blocks of rows in
-        different orders (its last rows, a thread's share), so a row's last bit would depend
-        on the batch it is predicted in. (scikit-learn's ``predict`` is that product: the
-        two agree to an ulp or so.)"""
+    # A plain model's predictions: the weighted inputs added one at a time, in input order,
+    # then the intercept, as for any folded model. Each row's sum is then the same whatever
+    # rows share the call; a BLAS product (``X @ coef``) sums blocks of rows in different
+    # orders (its last rows, a thread's share), so a row's last bit would depend on the batch
+    # it is predicted in. (scikit-learn's ``predict`` is that product: the two agree to an ulp
+    # or so.) A few rows, a server's requests, are summed in Python floats: the same IEEE
+    # operations in the same order, without numpy's cost per call.
+    def _plain_predictions(self, columns: Sequence[np.ndarray]) -> np.ndarray:
+        if len(columns[0]) <= _FEW_ROWS:
+            return self._sum_rows(list(zip(*(column.tolist() for column in columns), strict=True)))
         coef = self.coef
         total = columns[0] * coef[0]
         for column, weight in zip(columns[1:], coef[1:], strict=True):
@@ -302,10 +309,26 @@ class FoldedModel:
         unknown = np.isnan(total)
         if unknown.any():  # a missing input, or an infinite one whose terms cancel
             for row in np.flatnonzero(unknown):
-                for name, column in zip(self.feature_names, columns, strict=True):
-                    if np.isnan(column[row]):
-                        raise MissingValueError(name, int(row))
+                self._check_present([column[row] for column in columns], int(row))
         return total
+
+    def _sum_rows(self, rows: Sequence[Sequence[float]]) -> np.ndarray:
+        weights = self.coef.tolist()
+        sums = []
+        for index, row in enumerate(rows):
+            total = row[0] * weights[0]
+            for value, weight in zip(row[1:], weights[1:], strict=True):
+                total += value * weight
+            total += self.intercept
+            if total != total:  # NaN: a missing input, or infinite ones that cancel
+                self._check_present(row, index)
+            sums.append(total)
+        return np.array(sums, dtype=np.float64)
+
+    def _check_present(self, values: Sequence[float], row: int) -> None:
+        for name, value in zip(self.feature_names, values, strict=True):
+            if value != value:
+                raise MissingValueError(name, row)
 
     def _numeric_contribution(self, item: NumericInput, column: Any) -> np.ndarray:
         values, missing = _filled(item, column)

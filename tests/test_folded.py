@@ -151,6 +151,32 @@ def test_folding_is_exact_on_unseen_missing_and_test_only_categories(
     assert FoldedModel.from_dict(document).to_dict() == folded.to_dict()
 
 
+def test_a_plain_models_predictions_do_not_depend_on_the_rows_beside_them(
+    trained_artifacts: Path, california
+) -> None:
+    """Row by row, in chunks of 3 (Python floats) or 1,001 (numpy), column-major or as a
+    table: each row's prediction is bit for bit the one of the whole split at once; and it
+    is scikit-learn's (a BLAS product) to a few ulps of the largest term."""
+    folded = load_predictor(trained_artifacts).folded
+    assert folded.is_plain
+    X = split_dataset(california, 0.2, 42).X_test
+    whole = folded.predict_matrix(X)
+    assert np.array_equal(np.concatenate([folded.predict_matrix(row[None]) for row in X]), whole)
+    for size in (3, 1001):
+        parts = [folded.predict_matrix(X[i : i + size]) for i in range(0, len(X), size)]
+        assert np.array_equal(np.concatenate(parts), whole), size
+    assert np.array_equal(folded.predict_matrix(np.asfortranarray(X)), whole)
+    table = dict(zip(folded.feature_names, X.T, strict=True))
+    assert np.array_equal(folded.predict(table), whole)
+    estimator = training.load(trained_artifacts)
+    np.testing.assert_allclose(whole, estimator.predict(X), rtol=0, atol=1e-12)
+    for rows in (3, 30):  # the Python-float path and the numpy path name the same cell
+        broken = X[:rows].copy()
+        broken[1, 4], broken[2, 1] = np.nan, np.nan
+        with pytest.raises(ValueError, match="column 'Population' has a missing value \\(row 2\\)"):
+            folded.predict_matrix(broken)
+
+
 def test_a_category_column_as_pandas_category_or_numbers_predicts_the_same(penguins) -> None:
     model = build_model(
         StandardPreprocessConfig(), Ridge(), penguins.features, penguins.categorical
