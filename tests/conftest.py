@@ -95,15 +95,25 @@ def california() -> Dataset:
 def trained_artifacts(tmp_path_factory: pytest.TempPathFactory, california: Dataset) -> Path:
     """An artifacts directory with the float model and the default 8-bit quantized model of
     California Housing, made once per session. Tests must not modify it."""
+    directory = tmp_path_factory.mktemp("trained") / "artifacts"
+    train_and_quantize(directory)
+    return directory
+
+
+def train_and_quantize(directory: Path, *overrides: str) -> Config:
+    """Run the quantize stage (training first) in this process with the CLI's ``overrides``,
+    its artifacts in ``directory``; returns the config it ran with."""
     from mlops_lr.stages import quantize
 
-    directory = tmp_path_factory.mktemp("trained") / "artifacts"
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         config = to_config(
-            compose("config", overrides=["stage=quantize", f"paths.artifacts_dir={directory}"])
+            compose(
+                "config",
+                overrides=["stage=quantize", f"paths.artifacts_dir={directory}", *overrides],
+            )
         )
     quantize.run(config)
-    return directory
+    return config
 
 
 def _cli_arguments(tmp_path: Path, overrides: tuple[str, ...]) -> list[str]:

@@ -19,20 +19,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 from pyarrow import parquet
 
 from mlops_lr.batch_predict import output_path, predict_files
-from mlops_lr.config import DEFAULT_NA_VALUES, PredictConfig, to_config
+from mlops_lr.config import DEFAULT_NA_VALUES, PredictConfig
 from mlops_lr.data import Dataset
 from mlops_lr.exceptions import ConfigError, DataError
 from mlops_lr.predictor import LinearPredictor, load_predictor
 from tests.conftest import (
     CALIFORNIA_FEATURES,
-    CONFIG_DIR,
     PENGUINS_CATEGORICAL,
     assert_one_line_error,
     penguin_overrides,
+    train_and_quantize,
 )
 
 QUANTIZED = "default-8bit"
@@ -53,18 +52,8 @@ def penguin_models(
     tmp_path_factory: pytest.TempPathFactory, penguins_csv: Path
 ) -> dict[str, LinearPredictor]:
     """Ridge with preprocess=standard on the penguins CSV, float and default 8-bit."""
-    from mlops_lr.stages import quantize
-
     directory = tmp_path_factory.mktemp("penguin-models") / "artifacts"
-    overrides = penguin_overrides(penguins_csv, "model=ridge")
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        config = to_config(
-            compose(
-                "config",
-                overrides=["stage=quantize", f"paths.artifacts_dir={directory}", *overrides],
-            )
-        )
-    quantize.run(config)
+    train_and_quantize(directory, *penguin_overrides(penguins_csv, "model=ridge"))
     return {model: load_predictor(directory, model) for model in MODELS}
 
 

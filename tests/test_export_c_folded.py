@@ -19,10 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
 from mlops_lr import artifacts, training
-from mlops_lr.config import to_config
 from mlops_lr.export_c import as_c_reads, c_identifier, csv_rows, render_header, render_main
 from mlops_lr.fixed_point import (
     INPUT_LIMIT,
@@ -37,12 +35,12 @@ from mlops_lr.predictor import LinearPredictor, load_predictor
 from mlops_lr.quantize import QuantizationSpec, QuantizedLinearModel, default_spec
 from mlops_lr.quantized_folded import QuantizedFoldedModel, calibrate, quantize_folded
 from tests.conftest import (
-    CONFIG_DIR,
     SANITIZERS,
     STRICT_FLAGS,
     compile_c,
     mixed_table,
     penguin_overrides,
+    train_and_quantize,
 )
 
 BUILDS = {"strict-O2": STRICT_FLAGS, "asan+ubsan": STRICT_FLAGS + SANITIZERS}
@@ -115,16 +113,7 @@ def _export(directory: Path, quantized: QuantizedFoldedModel, max_abs: np.ndarra
 def _trained(directory: Path, overrides: tuple[str, ...]) -> tuple[Any, LinearPredictor, Any]:
     """Train and quantize (8 bits) with the CLI's ``overrides``; the quantized model, its
     predictor and the split it was made from."""
-    from mlops_lr.stages import quantize
-
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        config = to_config(
-            compose(
-                "config",
-                overrides=["stage=quantize", f"paths.artifacts_dir={directory}", *overrides],
-            )
-        )
-    quantize.run(config)
+    config = train_and_quantize(directory, *overrides)
     _, split = training.prepare_data(config)
     quantized = artifacts.load_quantized(directory / "quantized" / TAG)
     return quantized, load_predictor(directory, TAG), split

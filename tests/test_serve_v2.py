@@ -7,8 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import struct
-import subprocess
-import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from fastapi.testclient import TestClient
 from mlops_lr.data import Dataset, split_dataset
 from mlops_lr.predictor import load_predictor
 from mlops_lr.serve import create_app
-from tests.conftest import CALIFORNIA_FEATURES, penguin_overrides
+from tests.conftest import CALIFORNIA_FEATURES, penguin_overrides, train_and_quantize
 from tests.test_serve import _start_server, _stop, run_schemathesis
 
 MAX_ROWS = 50
@@ -43,23 +41,9 @@ def client(trained_artifacts: Path) -> Iterator[TestClient]:
 @pytest.fixture(scope="module")
 def penguin_artifacts(tmp_path_factory: pytest.TempPathFactory, penguins_csv: Path) -> Path:
     """The penguins table (text columns, NA cells) trained with preprocessing and quantized."""
-    directory = tmp_path_factory.mktemp("penguins-v2")
-    for stage in ("train", "quantize"):
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mlops_lr",
-                f"stage={stage}",
-                f"hydra.run.dir={directory / 'hydra'}",
-                f"paths.artifacts_dir={directory / 'artifacts'}",
-                *penguin_overrides(penguins_csv),
-            ],
-            check=True,
-            capture_output=True,
-            cwd=directory,
-        )
-    return directory / "artifacts"
+    directory = tmp_path_factory.mktemp("penguins-v2") / "artifacts"
+    train_and_quantize(directory, *penguin_overrides(penguins_csv))
+    return directory
 
 
 @pytest.fixture(scope="module")
