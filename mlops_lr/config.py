@@ -42,7 +42,7 @@ def _is_name(text: str) -> bool:
 
 
 # What `python -m mlops_lr stage=...` can do (mlops_lr.cli maps each to its stages/ module).
-STAGES = ("train", "quantize", "predict", "serve", "export")
+STAGES = ("train", "quantize", "predict", "serve", "export", "models")
 
 
 # How rows are split: scikit-learn's shuffled train_test_split, or a hash of each row's values
@@ -649,6 +649,9 @@ class Config:
     """The whole composed configuration of one run."""
 
     stage: str = "train"
+    # Use a quantized model (predict, serve, export) whose float model has been retrained
+    # since it was made: it no longer matches the float model's data or settings.
+    allow_stale: bool = False
     dataset: Any = MISSING
     preprocess: Any = MISSING
     engine: Any = MISSING

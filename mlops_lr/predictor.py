@@ -63,16 +63,20 @@ class LinearPredictor:
 
 
 def load_predictor(
-    artifacts_dir: str | Path, model: str = FLOAT_MODEL, quantized_dir: str | Path | None = None
+    artifacts_dir: str | Path,
+    model: str = FLOAT_MODEL,
+    quantized_dir: str | Path | None = None,
+    allow_stale: bool = False,
 ) -> LinearPredictor:
     """The float model (``model="float"``) or the quantized model tagged ``model`` (in
     ``quantized_dir``, default ``<artifacts_dir>/quantized``), each verified against its
-    manifest before use.
+    manifest before use. A quantized model must have been made from the current float model
+    (its ``model.joblib``), unless ``allow_stale``.
 
     Raises
     ------
     ArtifactError
-        The model is missing, modified, or has no recorded feature names.
+        The model is missing, modified, stale, or has no recorded feature names.
     """
     artifacts_dir = Path(artifacts_dir)
     if model == FLOAT_MODEL:
@@ -80,6 +84,12 @@ def load_predictor(
     directory = quantized_model_dir(artifacts_dir, model, quantized_dir)
     quantized = artifacts.load_quantized(directory)
     manifest = artifacts.read_manifest(directory)
+    stale = stale_reason(artifacts_dir, manifest)
+    if stale is not None and not allow_stale:
+        raise ArtifactError(
+            f"quantized model {model!r} is stale: {stale}; re-quantize it (`make quantize`), or "
+            "set allow_stale=true to use it anyway"
+        )
     metrics = json.loads(artifacts.read_verified(directory, METRICS_FILE))
     details = {
         "kind": "quantized",
@@ -92,8 +102,25 @@ def load_predictor(
         "mse": metrics["mse_quant"],
         "r2_float": metrics["r2_float"],
         "mse_float": metrics["mse_float"],
+        "stale": stale is not None,
     }
     return LinearPredictor(name=model, folded=quantized.dequantized(), details=details)
+
+
+def stale_reason(artifacts_dir: str | Path, manifest: Mapping[str, Any]) -> str | None:
+    """Why the quantized model with this ``manifest`` no longer matches the float model in
+    ``artifacts_dir`` (None: it was made from that very ``model.joblib``)."""
+    source = manifest.get("source_model", {}).get("sha256")
+    try:
+        current = artifacts.read_manifest(artifacts_dir)["files"][MODEL_FILE]["sha256"]
+    except (ArtifactError, KeyError):
+        return f"there is no float model in {artifacts_dir} any more"
+    if source != current:
+        return (
+            f"it was made from float model {str(source)[:12]}, and the float model is now "
+            f"{current[:12]} (trained again since)"
+        )
+    return None
 
 
 def quantized_model_dir(

@@ -19,6 +19,7 @@ from mlops_lr.config import Config
 from mlops_lr.data import Split, fingerprint
 from mlops_lr.exceptions import ArtifactError, ConfigError, DataError
 from mlops_lr.fixed_point import INT64_MAX, plan_fixed_point
+from mlops_lr.inventory import EXPORT_DIR
 from mlops_lr.metrics import regression_metrics
 from mlops_lr.predictor import FLOAT_MODEL, LinearPredictor, load_predictor, quantized_model_dir
 from mlops_lr.quantized_folded import QuantizedFoldedModel
@@ -26,7 +27,6 @@ from mlops_lr.quantized_folded import QuantizedFoldedModel
 if TYPE_CHECKING:
     import onnx
 
-EXPORT_DIR = "export"
 REPORT_FILE = "export.json"
 # ONNX Runtime against the Python model on the same (float32-rounded) inputs: |Δ| must stay
 # within absolute + relative·|prediction| (float32 rounding grows with the predictions' size).
@@ -43,7 +43,9 @@ def run(config: Config) -> dict[str, Any]:
     settings = config.export
     tag = settings.model or config.quantization.resolved_tag
     artifacts_dir = Path(config.paths.artifacts_dir)
-    predictor = load_predictor(artifacts_dir, tag, config.paths.quantized_dir)
+    predictor = load_predictor(
+        artifacts_dir, tag, config.paths.quantized_dir, allow_stale=config.allow_stale
+    )
     model_dir, quantized = artifacts_dir, None
     if tag != FLOAT_MODEL:
         model_dir = quantized_model_dir(artifacts_dir, tag, config.paths.quantized_dir)

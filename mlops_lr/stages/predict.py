@@ -15,7 +15,9 @@ def run(config: Config) -> np.ndarray | int:
     """
     settings = config.predict
     artifacts_dir = config.paths.artifacts_dir
-    predictor = load_predictor(artifacts_dir, settings.model, config.paths.quantized_dir)
+    predictor = load_predictor(
+        artifacts_dir, settings.model, config.paths.quantized_dir, allow_stale=config.allow_stale
+    )
     if settings.input is None:
         predictions = sample_predictions(artifacts_dir, predictor)
         print(f"Model: {predictor.name}")

@@ -33,7 +33,9 @@ def run(config: Config) -> None:
         ) from None
     settings = config.serve
     artifacts_dir = config.paths.artifacts_dir
-    predictor = load_predictor(artifacts_dir, settings.model, config.paths.quantized_dir)
+    predictor = load_predictor(
+        artifacts_dir, settings.model, config.paths.quantized_dir, allow_stale=config.allow_stale
+    )
     app = create_app(
         predictor,
         max_rows=settings.max_rows,
