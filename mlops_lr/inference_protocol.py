@@ -154,7 +154,10 @@ def decode_request(
     try:
         document = orjson.loads(header)
     except orjson.JSONDecodeError as error:
-        raise ProtocolError(f"malformed JSON: {error}") from None
+        hint = ""
+        if header_length is None and "UTF-8" in str(error):
+            hint = " (binary tensor data needs an Inference-Header-Content-Length header)"
+        raise ProtocolError(f"malformed JSON: {error}{hint}") from None
     if type(document) is not dict:
         raise ProtocolError("the request must be a JSON object with an 'inputs' list")
     request_id = document.get("id")
@@ -209,7 +212,8 @@ def _split(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
     if header_length is None:
         return body, memoryview(b"")
     text = header_length.strip()
-    if not text.isdigit() or int(text) > len(body):
+    # ASCII digits only ("²" is a digit to str.isdigit), and few enough for int().
+    if not (text.isascii() and text.isdigit() and len(text) <= 20) or int(text) > len(body):
         raise ProtocolError(
             f"Inference-Header-Content-Length={header_length!r} must be a byte count within "
             f"the body's {len(body)} bytes"
@@ -251,7 +255,11 @@ def _tensors(inputs: list[Any], binary: memoryview) -> list[_Tensor]:
         count = math.prod(shape)
         size = _parameters(item, where).get("binary_data_size")
         if size is not None:
-            if type(size) is not int or size < 0 or offset + size > len(binary):
+            if type(size) is not int or size < 0:
+                raise ProtocolError(
+                    f"{where}: binary_data_size={_brief(size)} must be a non-negative integer"
+                )
+            if offset + size > len(binary):
                 raise ProtocolError(
                     f"{where}: binary_data_size={size!r} is beyond the {len(binary) - offset} "
                     "binary bytes left in the body"
@@ -259,7 +267,7 @@ def _tensors(inputs: list[Any], binary: memoryview) -> list[_Tensor]:
             values = _from_binary(binary[offset : offset + size], datatype, count, where)
             offset += size
         elif "data" in item:
-            values = _flat(item["data"], where)
+            values = _flat(item["data"], shape, where)
             if len(values) != count:
                 raise ProtocolError(
                     f"{where}: 'data' has {len(values)} values; shape {shape} needs {count}"
@@ -304,15 +312,23 @@ def _bytes_elements(data: memoryview, count: int, where: str) -> list[str]:
     return texts
 
 
-def _flat(data: Any, where: str) -> list[Any]:
-    """Row-major values of ``data``, nested or flat (a list left inside is caught as a value
-    of the wrong type)."""
+def _flat(data: Any, shape: Sequence[int], where: str) -> list[Any]:
+    """Row-major values of ``data``, flat or nested as ``shape`` says (each level's lists as
+    long as its dimension; a list left inside is caught as a value of the wrong type)."""
     if type(data) is not list:
         raise ProtocolError(f"{where}: 'data' must be a list")
+    level = 0
     while data and type(data[0]) is list:
         if set(map(type, data)) != {list}:
             raise ProtocolError(f"{where}: 'data' mixes lists and values at one level")
+        if (
+            level + 1 >= len(shape)
+            or (level == 0 and len(data) != shape[0])
+            or set(map(len, data)) != {shape[level + 1]}
+        ):
+            raise ProtocolError(f"{where}: 'data' is nested otherwise than shape {list(shape)}")
         data = list(chain.from_iterable(data))
+        level += 1
     return data
 
 
@@ -323,13 +339,21 @@ def _binary_output(outputs: Any, parameters: Mapping[str, Any]) -> bool:
         return binary
     if type(outputs) is not list:
         raise ProtocolError("'outputs' must be a list")
+    if len(outputs) > 1:
+        raise ProtocolError(f"'outputs' names {len(outputs)} outputs; the model has one")
     for index, output in enumerate(outputs):
         if type(output) is not dict or output.get("name") != OUTPUT_NAME:
             name = output.get("name") if type(output) is dict else output
             raise ProtocolError(
                 f"outputs[{index}]: unknown output {name!r}; the model's output is {OUTPUT_NAME!r}"
             )
-        binary = _parameters(output, f"output {OUTPUT_NAME!r}").get("binary_data", binary)
+        settings = _parameters(output, f"output {OUTPUT_NAME!r}")
+        if settings.get("classification") or settings.get("class_count"):
+            raise ProtocolError(
+                f"output {OUTPUT_NAME!r}: classification is not supported (a regression's "
+                "prediction has no classes)"
+            )
+        binary = settings.get("binary_data", binary)
     return binary is True
 
 
@@ -451,15 +475,27 @@ def _check_values(X: np.ndarray, inputs: Any, limit: float, locate: Any) -> None
         raise ProtocolError(f"{locate(row, col)}{reason}")
 
 
+# What JSON values each kind of datatype takes in a categorical column (null: missing).
+_JSON_VALUES = {
+    "BYTES": (frozenset({str, type(None)}), "text"),
+    "BOOL": (frozenset({bool, type(None)}), "a boolean"),
+}
+_JSON_NUMBERS = (frozenset({int, float, type(None)}), "a number")
+
+
 def _categories(tensor: _Tensor, where: str) -> Sequence[Any]:
-    """A categorical column's values: text (BYTES), numbers, booleans, or null (missing)."""
+    """A categorical column's values: text (BYTES), numbers or booleans as their datatype
+    says, or null (missing)."""
     values = tensor.values
     if isinstance(values, np.ndarray):
         return values.tolist()
-    allowed = {str, int, float, bool, type(None)}
+    allowed, what = _JSON_VALUES.get(tensor.datatype, _JSON_NUMBERS)
     if not set(map(type, values)) <= allowed:
         position = next(i for i, v in enumerate(values) if type(v) not in allowed)
-        raise ProtocolError(f"{where}: element {position} is {_brief(values[position])}")
+        raise ProtocolError(
+            f"{where}: element {position} is {_brief(values[position])}, not {what} "
+            f"({tensor.datatype})"
+        )
     return values
 
 

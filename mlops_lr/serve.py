@@ -41,6 +41,7 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlops_lr import __version__
 from mlops_lr.folded import NUMERIC, FoldedModel
@@ -618,6 +619,8 @@ def _decompressed(body: bytes, encoding: str, max_bytes: int) -> bytes:
         )
     if not inflater.eof:
         raise RequestError(400, f"the {encoding} body ends before its compressed stream does")
+    if inflater.unused_data:  # trailing bytes, or a second gzip member
+        raise RequestError(400, f"the {encoding} body has bytes after its compressed stream")
     return data
 
 
@@ -691,6 +694,14 @@ def create_app(
     @app.exception_handler(ProtocolError)
     async def _protocol_error(request: Request, error: ProtocolError) -> Response:
         return _json({"error": error.message}, error.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+        # An unknown path or method: the protocol's clients read "error" under /v2.
+        key = "error" if request.url.path.startswith("/v2") else "detail"
+        response = _json({key: error.detail}, error.status_code)
+        response.headers.update(error.headers or {})  # e.g. a 405's Allow
+        return response
 
     health = orjson.dumps({"status": "ok"})
     ready = orjson.dumps(
@@ -873,6 +884,10 @@ def _add_open_inference_routes(
         check_ready()
         return _json({"ready": True})
 
+    # Probes that use HEAD get the same status without a body.
+    for path, endpoint in (("/v2/health/live", v2_live), ("/v2/health/ready", v2_ready)):
+        app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
+
     async def v2_model(request: Request) -> Response:
         check(request)
         return _json(metadata)
@@ -916,6 +931,21 @@ def _add_open_inference_routes(
             },
         },
     }
+    binary_response = {
+        "content": {
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "When the request asks for binary output: the JSON response "
+                "(Inference-Header-Content-Length bytes), then N little-endian float64s.",
+            }
+        },
+        "headers": {
+            "Inference-Header-Content-Length": {
+                "description": "Bytes of JSON before the binary data (binary responses only).",
+                "schema": {"type": "integer"},
+            }
+        },
+    }
     routes = (
         ("", "GET", v2_model, V2ModelMetadata, (404,), "Model metadata: inputs and output"),
         ("/ready", "GET", v2_model_ready, V2ModelReady, (404, 503), "Model readiness"),
@@ -932,16 +962,22 @@ def _add_open_inference_routes(
         prefix = "/v2/models/{model}" + ("/versions/{model_version}" if versioned else "")
         for suffix, method, endpoint, model, statuses, summary in routes:
             extra: dict[str, Any] = {"parameters": path_parameters(versioned)}
+            responses: dict[int | str, Any] = {status: errors[status] for status in statuses}
             if method == "POST":
                 extra["requestBody"] = request_body
+                responses[200] = binary_response
             app.add_api_route(
                 prefix + suffix,
                 endpoint,
                 methods=[method],
                 response_model=model,
-                responses={status: errors[status] for status in statuses},
+                responses=responses,
                 tags=tag,
                 summary=summary + (" (one version)" if versioned else ""),
                 openapi_extra=extra,
                 name=f"{endpoint.__name__}{'_version' if versioned else ''}",
             )
+            if suffix == "/ready":  # probes that use HEAD
+                app.add_api_route(
+                    prefix + suffix, endpoint, methods=["HEAD"], include_in_schema=False
+                )

@@ -282,6 +282,42 @@ BAD = {
         {"inputs": [{"name": "input", "shape": [2, 2], "datatype": "FP64", "data": [[1, 2], 3]}]},
         "mixes lists and values",
     ),
+    "rows_of_other_lengths": (
+        {
+            "inputs": [
+                {"name": "input", "shape": [2, 8], "datatype": "FP64", "data": [[0] * 3, [0] * 13]}
+            ]
+        },
+        "'data' is nested otherwise than shape [2, 8]",
+    ),
+    "nested_deeper_than_shape": (
+        {"inputs": [{"name": "input", "shape": [1, 8], "datatype": "FP64", "data": [[[0] * 8]]}]},
+        "'data' is nested otherwise than shape [1, 8]",
+    ),
+    "negative_binary_size": (
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [1, 8],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": -8},
+                }
+            ]
+        },
+        "binary_data_size=-8 must be a non-negative integer",
+    ),
+    "classification": (
+        {
+            "inputs": [tensor(np.zeros((1, 8)))],
+            "outputs": [{"name": "predict", "parameters": {"class_count": 1}}],
+        },
+        "classification is not supported",
+    ),
+    "output_twice": (
+        {"inputs": [tensor(np.zeros((1, 8)))], "outputs": [{"name": "predict"}] * 2},
+        "'outputs' names 2 outputs; the model has one",
+    ),
     "width": (
         {"inputs": [{"name": "input", "shape": [1, 7], "datatype": "FP64", "data": [0] * 7}]},
         "shape [1, 7] must be [N, 8] (columns MedInc, HouseAge",
@@ -351,6 +387,7 @@ def test_bad_requests_are_400_with_one_error_line(client, name: str) -> None:
         ("100000", b"", "within the body's"),
         (None, b"\x00" * 8, "'data' must"),  # binary bytes with no header length: not JSON
         ("", b"", "must be a byte count"),
+        ("9" * 5000, b"", "must be a byte count"),  # beyond int()'s digit limit: not a 500
     ],
 )
 def test_bad_binary_framing_is_400(client, test_rows, header_length, data, message) -> None:
@@ -390,6 +427,31 @@ def test_infinity_and_nan_in_binary_are_refused_for_a_model_without_fills(client
         assert message in response.json()["error"]
 
 
+def test_superscript_digits_and_binary_without_a_header_length(client, test_rows) -> None:
+    header, raw = binary_body([("input", "FP64", test_rows[:1])])
+    # "²" is a digit to str.isdigit but not to int(): a 400, not a 500.
+    response = client.post(
+        INFER, content=header + raw, headers=[(b"Inference-Header-Content-Length", b"\xb2")]
+    )
+    assert response.status_code == 400
+    assert "must be a byte count" in response.json()["error"]
+    response = client.post(INFER, content=b'{"inputs": [\xff]}')
+    assert response.status_code == 400
+    assert "needs an Inference-Header-Content-Length header" in response.json()["error"]
+
+
+def test_errors_under_v2_are_error_objects_and_probes_take_head(client) -> None:
+    response = client.get("/v2/repository/index")
+    assert (response.status_code, response.json()) == (404, {"error": "Not Found"})
+    response = client.get(INFER)
+    assert (response.status_code, response.json()) == (405, {"error": "Method Not Allowed"})
+    assert response.headers["allow"] == "POST"
+    assert client.get("/no/such/path").json() == {"detail": "Not Found"}  # ours keep "detail"
+    for path in ("/v2/health/live", "/v2/health/ready", "/v2/models/float/ready"):
+        response = client.head(path)
+        assert (response.status_code, response.content) == (200, b""), path
+
+
 def test_a_large_body_is_413_with_an_error_line(client) -> None:
     response = client.post(INFER, content=b"x" * (64 * 1024 + 1))
     assert response.status_code == 413
@@ -419,8 +481,9 @@ def test_a_large_body_is_413_with_an_error_line(client) -> None:
             413,
             "decompresses to more than 65536 bytes",
         ),
+        ("gzip", gzip.compress(b"{}", mtime=0) * 2, 400, "has bytes after its compressed stream"),
     ],
-    ids=["unsupported", "corrupt", "truncated", "bomb"],  # gzip's bytes hold the time
+    ids=["unsupported", "corrupt", "truncated", "bomb", "trailing"],  # gzip's bytes hold the time
 )
 def test_compressed_bodies(client, test_rows, encoding, body, status, message) -> None:
     response = client.post(INFER, content=body, headers={"content-encoding": encoding})
@@ -626,3 +689,21 @@ def test_the_kserve_example_uses_the_images_port_probes_and_name(client) -> None
     assert container["args"][0] == "serve"
     (variable,) = container["env"]
     assert f"${{{variable['name']}:-}}" in (root / "docker" / "entrypoint.sh").read_text()
+
+
+def test_a_columns_values_must_be_of_its_declared_datatype(
+    penguin_artifacts: Path, penguin_rows: pd.DataFrame
+) -> None:
+    predictor = load_predictor(penguin_artifacts)
+    request = columns_request(penguin_rows, predictor.folded.categorical_names)
+    species = next(item for item in request["inputs"] if item["name"] == "species")
+    species["datatype"] = "FP64"  # text declared as numbers
+    with TestClient(create_app(predictor)) as client:
+        response = client.post(INFER, json=request)
+        assert response.status_code == 400
+        assert response.json()["error"] == (
+            "input 'species': element 0 is \"Adelie\", not a number (FP64)"
+        )
+        species["datatype"], species["data"][0] = "BYTES", 7
+        response = client.post(INFER, json=request)
+        assert response.json()["error"] == "input 'species': element 0 is 7, not text (BYTES)"
