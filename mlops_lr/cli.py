@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -82,6 +83,13 @@ def _first_line(error: BaseException | None) -> str:
     return lines[0].strip().rstrip(".") if lines else ""
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (``docker stop``, a scheduler's kill) ends a run as Ctrl-C does, by unwinding:
+    atomic writes remove their temporaries on the way out. Exit code 128 + 15, as the shell
+    reports a killed process."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Entry point of ``python -m mlops_lr`` and the ``mlops-lr`` script."""
     # conf/paths/default.yaml puts artifacts under ${oc.env:PROJECT_ROOT}: the checkout root
@@ -93,6 +101,9 @@ def main() -> None:
     # report). Anything else that escapes a job is a bug and keeps its traceback.
     full_report = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous == signal.SIG_DFL:  # a caller's own handler stays (the server sets one too)
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         _run()
     except COMPOSITION_ERRORS as error:
@@ -101,6 +112,7 @@ def main() -> None:
         print(f"error: {one_line(error)}", file=sys.stderr)
         sys.exit(ConfigError.exit_code)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         os.environ.pop("HYDRA_FULL_ERROR")
         if full_report is not None:
             os.environ["HYDRA_FULL_ERROR"] = full_report

@@ -540,6 +540,41 @@ def test_an_interrupted_run_leaves_nothing(
     assert leftovers(tmp_path) == []
 
 
+def test_sigterm_stops_the_cli_and_leaves_nothing(
+    trained_artifacts: Path, california_csv: Path, tmp_path: Path
+) -> None:
+    """``docker stop`` or a scheduler's kill in the middle of a file: exit code 143, and
+    neither the output nor its temporary is left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rows = tmp_path / "rows.csv"
+    text = california_csv.read_text(encoding="utf-8-sig")
+    header, _, body = text.partition("\n")
+    rows.write_text(header + "\n" + body * 40)  # 825,600 rows: seconds of work
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "mlops_lr", "stage=predict",
+            f"paths.artifacts_dir={trained_artifacts}", f"hydra.run.dir={tmp_path / 'hydra'}",
+            f"predict.input={rows}", f"predict.output={tmp_path / 'out.csv'}",
+            "predict.chunk_size=10000",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".out.csv.*.part")) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "out.csv").exists()
+    assert list(tmp_path.glob(".out.csv.*")) == []
+
+
 def test_refusals(california_models, california_csv: Path, tmp_path: Path) -> None:
     predictor = california_models["float"]
     refusals = {
