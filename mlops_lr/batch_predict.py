@@ -43,7 +43,7 @@ import numpy as np
 from mlops_lr import artifacts
 from mlops_lr.config import DEFAULT_NA_VALUES, PREDICTION_OUTPUT_SUFFIXES, PredictConfig
 from mlops_lr.exceptions import ConfigError, DataError
-from mlops_lr.files import PARQUET_SUFFIXES, numbers, numeric_markers, resolve_paths
+from mlops_lr.files import first_line, is_parquet, numbers, numeric_markers, resolve_paths
 from mlops_lr.folded import NUMERIC, FoldedModel
 from mlops_lr.predictor import PREDICTION_COLUMN, LinearPredictor
 
@@ -187,7 +187,7 @@ def predict_files(
     na_values = tuple(DEFAULT_NA_VALUES if na_values is None else na_values)
     folded = predictor.folded
     columns = _common_columns(files, paths, folded.feature_names)
-    parquet_to_parquet = _is_parquet(paths[0]) and _is_parquet(target)
+    parquet_to_parquet = is_parquet(paths[0]) and is_parquet(target)
     # The output's types, from every file's before any row is read.
     schema = _parquet_schema(paths, columns) if parquet_to_parquet else None
     written = 0
@@ -250,7 +250,7 @@ def _choose_reader(choice: str, files: Sequence[Path]) -> _Reader:
         choice = "pyarrow" if _has_pyarrow() else "pandas"
     if choice == "pyarrow":
         return _ArrowFiles()
-    parquet = [path for path in files if _is_parquet(path)]
+    parquet = [path for path in files if is_parquet(path)]
     if parquet:
         raise DataError(f"{parquet[0]}: {PARQUET_NEEDS_PYARROW}")
     return _PandasFiles()
@@ -264,9 +264,7 @@ def _writer(
     files: _Reader, temporary: Path, target: Path, schema: Any
 ) -> contextlib.AbstractContextManager[Write]:
     """Parquet with pyarrow (whichever reader read the rows), or the reader's own CSV."""
-    return (
-        _parquet_writer(temporary, schema) if _is_parquet(target) else files.csv_writer(temporary)
-    )
+    return _parquet_writer(temporary, schema) if is_parquet(target) else files.csv_writer(temporary)
 
 
 def _common_columns(files: _Reader, paths: Sequence[Path], features: Sequence[str]) -> list[str]:
@@ -345,19 +343,10 @@ def _cell_error(path: Path, name: str, problem: str, where: str, cell: str = "")
 
 def _where(path: Path, record: int) -> str:
     """The Parquet row, or the physical CSV line, of the file's ``record``-th data row."""
-    if _is_parquet(path):
+    if is_parquet(path):
         return f"row {record + 1}"
     line = _line_of(path, record)
     return f"line {line}" if line is not None else f"data row {record + 1}"
-
-
-def _is_parquet(path: Path) -> bool:
-    return path.suffix.lower() in PARQUET_SUFFIXES
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else repr(error)
 
 
 # ---------------------------------------------------------------------- the second look
@@ -557,7 +546,7 @@ class _ArrowFiles:
     """pyarrow: CSV and Parquet in, CSV and Parquet out, parsed and formatted in C++."""
 
     def header(self, path: Path) -> list[str]:
-        if not _is_parquet(path):
+        if not is_parquet(path):
             return _csv_header(path).names
         import pyarrow as pa
         from pyarrow import parquet
@@ -565,7 +554,7 @@ class _ArrowFiles:
         try:
             return list(parquet.read_schema(path).names)
         except (pa.ArrowException, OSError) as error:
-            raise DataError(f"{path}: cannot be read: {_first_line(error)}") from None
+            raise DataError(f"{path}: cannot be read: {first_line(error)}") from None
 
     def batches(
         self,
@@ -580,7 +569,7 @@ class _ArrowFiles:
         if folded.categorical_names:  # pandas: only categorical inputs need it
             from mlops_lr.sources import categories
         numeric = _numeric_names(folded)
-        parquet = _is_parquet(path)
+        parquet = is_parquet(path)
         markers = np.empty(0) if parquet else numeric_markers(na_values)
         # Parquet has its own nulls; a CSV's text cells are all text, "NA" too (see _csv_batches).
         missing_texts = () if parquet else frozenset(na_values)
@@ -596,7 +585,7 @@ class _ArrowFiles:
             try:
                 table = next(read, None)
             except pa.ArrowException as error:
-                unreadable = f"cannot be read: {_first_line(error)}"
+                unreadable = f"cannot be read: {first_line(error)}"
                 if parquet:
                     raise DataError(f"{path}: {unreadable}") from None
                 raise _second_look(path, folded, na_values, first, unreadable) from None
@@ -780,7 +769,7 @@ def _parquet_schema(paths: Sequence[Path], columns: Sequence[str]) -> Any:
         try:
             stored = parquet.read_schema(path)
         except (pa.ArrowException, OSError) as error:
-            raise DataError(f"{path}: cannot be read: {_first_line(error)}") from None
+            raise DataError(f"{path}: cannot be read: {first_line(error)}") from None
         fields = [stored.field(name) for name in columns]
         schema = pa.schema(pa.field(field.name, _value_type(field.type)) for field in fields)
         try:
@@ -791,7 +780,7 @@ def _parquet_schema(paths: Sequence[Path], columns: Sequence[str]) -> Any:
             )
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
             raise DataError(
-                f"{path}: column types differ from the earlier files': {_first_line(error)}"
+                f"{path}: column types differ from the earlier files': {first_line(error)}"
             ) from None
     return unified.append(pa.field(PREDICTION_COLUMN, pa.float64()))
 
@@ -889,7 +878,7 @@ def _parquet_writer(temporary: Path, schema: Any) -> Iterator[Write]:
                 batch = batch.cast(writer.schema)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
                 raise DataError(
-                    f"{path}: column types differ from the other files': {_first_line(error)}"
+                    f"{path}: column types differ from the other files': {first_line(error)}"
                 ) from None
         submit(writer.write_batch, batch)
 
@@ -977,7 +966,7 @@ def _csv_cells(column: Any, name: str, path: Path) -> Any:
         cells = pc.cast(column, pa.large_string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
         raise DataError(
-            f"{path}: column {name!r} ({kind}) cannot be written to CSV: {_first_line(error)}"
+            f"{path}: column {name!r} ({kind}) cannot be written to CSV: {first_line(error)}"
         ) from None
     if _never_quoted(kind):
         return cells
@@ -1059,7 +1048,7 @@ class _PandasFiles:
             try:
                 frame = next(frames, None)
             except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as error:
-                unreadable = f"cannot be read: {_first_line(error)}"
+                unreadable = f"cannot be read: {first_line(error)}"
                 raise _second_look(path, folded, na_values, first, unreadable) from None
             if frame is None:
                 return

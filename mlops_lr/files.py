@@ -17,6 +17,17 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".txt")
 
 
+def is_parquet(path: Path) -> bool:
+    """Whether ``path`` is read as Parquet (by its suffix), else as CSV."""
+    return path.suffix.lower() in PARQUET_SUFFIXES
+
+
+def first_line(error: BaseException) -> str:
+    """A reader's error (pyarrow's run over several lines) as its first line."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else repr(error)
+
+
 def resolve_paths(spec: str) -> tuple[Path, ...]:
     """The CSV or Parquet files that ``spec`` names: a file, a directory (every such file in
     it, recursively) or a glob pattern; sorted, all of one kind.
@@ -37,7 +48,7 @@ def resolve_paths(spec: str) -> tuple[Path, ...]:
     files = sorted(p for p in candidates if p.suffix.lower() in suffixes)
     if not files:
         raise DataError(f"no CSV or Parquet file matches {spec}")
-    kinds = {p.suffix.lower() in PARQUET_SUFFIXES for p in files}
+    kinds = {is_parquet(p) for p in files}
     if len(kinds) > 1:
         raise DataError(f"{spec} mixes CSV and Parquet files; point at one kind")
     return tuple(files)

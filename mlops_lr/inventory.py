@@ -71,9 +71,10 @@ def saved_models(
         pass  # no float model: the quantized ones are listed (stale) all the same
     for directory in sorted(p for p in quantized_dir.glob("*/") if p.is_dir()):
         models.append(_quantized(artifacts_dir, directory, current))
+    listed = {m.name: m for m in models}
     for directory in sorted(artifacts_dir.glob(f"{EXPORT_DIR}/*/*/")):
         if directory.is_dir():
-            models.append(_export(directory, current, {m.name: m for m in models}))
+            models.append(_export(directory, current, listed))
     return models
 
 

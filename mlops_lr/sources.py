@@ -29,7 +29,14 @@ from mlops_lr.data import (
     text_words,
 )
 from mlops_lr.exceptions import DataError
-from mlops_lr.files import PARQUET_SUFFIXES, number_or_nan, numbers, numeric_markers, resolve_paths
+from mlops_lr.files import (
+    first_line,
+    is_parquet,
+    number_or_nan,
+    numbers,
+    numeric_markers,
+    resolve_paths,
+)
 from mlops_lr.folded import category_text
 
 # Rows of the first file read to decide which columns are categorical (dataset.categorical=auto).
@@ -125,7 +132,7 @@ class FileSource:
 
     @property
     def is_parquet(self) -> bool:
-        return self.paths[0].suffix.lower() in PARQUET_SUFFIXES
+        return is_parquet(self.paths[0])
 
     def batches(self) -> Iterator[Batch]:
         for part, path in enumerate(self.paths):
@@ -255,12 +262,12 @@ def _columns(path: Path) -> list[str]:
     from pyarrow import csv, parquet
 
     try:
-        if path.suffix.lower() in PARQUET_SUFFIXES:
+        if is_parquet(path):
             return list(parquet.read_schema(path).names)
         with csv.open_csv(path, read_options=csv.ReadOptions(block_size=1 << 16)) as reader:
             return list(reader.schema.names)
     except (pa.ArrowException, OSError) as error:
-        raise DataError(f"{path}: cannot be read: {_first_line(error)}") from None
+        raise DataError(f"{path}: cannot be read: {first_line(error)}") from None
 
 
 def _sniff_categorical(
@@ -272,7 +279,7 @@ def _sniff_categorical(
     from pyarrow import csv, parquet
 
     try:
-        if path.suffix.lower() in PARQUET_SUFFIXES:
+        if is_parquet(path):
             batches = parquet.ParquetFile(path).iter_batches(SNIFF_ROWS, columns=list(features))
             sample = next(batches, None)
         else:
@@ -285,7 +292,7 @@ def _sniff_categorical(
             with csv.open_csv(path, convert_options=options) as reader:
                 sample = next(iter(reader), None)
     except (pa.ArrowException, OSError) as error:
-        raise DataError(f"{path}: cannot be read: {_first_line(error)}") from None
+        raise DataError(f"{path}: cannot be read: {first_line(error)}") from None
     if sample is None:
         return ()
     frame = sample.to_pandas(ignore_metadata=True).head(SNIFF_ROWS)
@@ -322,7 +329,7 @@ def file_batches(
     batch_rows = batch_rows or source.batch_rows
     columns = [*source.feature_names, source.target]
     numeric = [*source.numeric_names, source.target]
-    parquet_file = path.suffix.lower() in PARQUET_SUFFIXES
+    parquet_file = is_parquet(path)
     # CSV line numbers: the header is line 1.
     line_offset = 0 if parquet_file else 2
     row = 0
@@ -360,7 +367,7 @@ def file_batches(
             yield partial(_finished, record_batch, source, path, (part, row), where)
             row += record_batch.num_rows
     except pa.ArrowException as error:
-        raise DataError(f"{path}: cannot be read: {_first_line(error)}") from None
+        raise DataError(f"{path}: cannot be read: {first_line(error)}") from None
     except OSError as error:
         raise DataError(f"{path}: cannot be read: {error}") from None
 
@@ -373,17 +380,13 @@ def _finished(
     try:
         batch = replace(_batch(record_batch, source, path, origin[1]), origin=origin)
     except pa.ArrowException as error:
-        raise DataError(f"{path}: cannot be read: {_first_line(error)}") from None
+        raise DataError(f"{path}: cannot be read: {first_line(error)}") from None
     batch = _checked(batch, source, path, where)
     return batch if len(batch) else None
 
 
 def _batch(record_batch: Any, source: FileSource, path: Path, first_row: int) -> Batch:
-    markers = (
-        numeric_markers(source.na_values)
-        if path.suffix.lower() not in PARQUET_SUFFIXES
-        else np.empty(0)
-    )
+    markers = numeric_markers(source.na_values) if not is_parquet(path) else np.empty(0)
     hint = " (list it in dataset.categorical if it holds categories)"
 
     def number(name: str) -> np.ndarray:
@@ -500,8 +503,3 @@ def _checked(
         f"{path}: column {names[column]!r} has a missing or infinite value on "
         f"{where(int(kept[row]))}{hint}"
     )
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else repr(error)
