@@ -43,7 +43,7 @@ venv: $(STAMP) ## Create .venv/ exactly as requirements*.txt pin it (hash-checke
 # process would otherwise recompile its imports (4.5 s instead of 1.5 s for scikit-learn's).
 # --clear: a venv made by another Python (say 3.10, before) keeps its interpreter otherwise.
 # The one source-only pin (antlr4-python3-runtime) builds with the hash-checked setuptools.
-EXTRAS := serve export parquet scale sweep dev
+EXTRAS := serve export parquet scale sweep tracking dev
 REQUIREMENTS := requirements.txt $(foreach extra,$(EXTRAS),requirements-$(extra).txt)
 UV := $(VENV)/bin/uv
 $(STAMP): requirements-uv.txt $(REQUIREMENTS) pyproject.toml
