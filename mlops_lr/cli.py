@@ -18,8 +18,8 @@ from hydra.errors import ConfigCompositionException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from mlops_lr import artifacts
-from mlops_lr.config import register_configs, to_config
+from mlops_lr import artifacts, tracking
+from mlops_lr.config import Config, register_configs, to_config
 from mlops_lr.exceptions import ConfigError, MlopsLrError
 from mlops_lr.sweep import RESULT_FILE
 
@@ -32,6 +32,8 @@ def _run(cfg: DictConfig) -> None:
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         config = to_config(cfg)
+        if multirun and config.tracking.name == "mlflow":
+            _nest_in_sweep(config)
         # Each stage (config.STAGES) is mlops_lr.stages.<stage>.run; only the one that runs is
         # imported, so a stage that needs neither scikit-learn nor pandas starts without them.
         stage = importlib.import_module(f"mlops_lr.stages.{config.stage}")
@@ -46,6 +48,18 @@ def _run(cfg: DictConfig) -> None:
         return
     if multirun:
         _record(status="ok", metrics=result if isinstance(result, dict) else {})
+
+
+def _nest_in_sweep(config: Config) -> None:
+    """A tracked sweep job's run: a child of the sweep's parent run, named by its job number
+    and overrides (unless the config says otherwise)."""
+    hydra_config = HydraConfig.get()
+    settings = config.tracking
+    if settings.parent_run_id is None:
+        settings.parent_run_id = tracking.sweep_parent(hydra_config.sweep.dir)
+    if settings.run_name is None:
+        overrides = " ".join(hydra_config.overrides.task)
+        settings.run_name = f"job {hydra_config.job.num}: {overrides}".strip(": ")
 
 
 def _record(**result: object) -> None:

@@ -41,8 +41,28 @@ def _is_name(text: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", text))
 
 
+# A version in MLflow's registry, as predict.model and serve.model take it (tracking=mlflow):
+# models:/<name>@<alias> or models:/<name>/<version>.
+_REGISTRY_URI = re.compile(r"models:/([^/@:]+)(?:@([A-Za-z0-9_-]+)|/([1-9][0-9]*))")
+
+
+def registry_parts(uri: str) -> tuple[str, str | None, int | None]:
+    """``(name, alias, version)`` of a registry URI, one of alias and version None."""
+    match = _REGISTRY_URI.fullmatch(uri)
+    if match is None:
+        raise ValueError(f"not a models:/<name>@<alias> or models:/<name>/<version> URI: {uri}")
+    name, alias, version = match.groups()
+    return name, alias, None if version is None else int(version)
+
+
+def is_registry_uri(text: str) -> bool:
+    """Whether ``text`` names a registered model version: ``models:/<name>@<alias>`` or
+    ``models:/<name>/<version>``."""
+    return _REGISTRY_URI.fullmatch(text) is not None
+
+
 # What `python -m mlops_lr stage=...` can do (mlops_lr.cli maps each to its stages/ module).
-STAGES = ("train", "quantize", "predict", "serve", "export", "models")
+STAGES = ("train", "quantize", "predict", "serve", "export", "models", "register")
 
 
 # How rows are split: scikit-learn's shuffled train_test_split, or a hash of each row's values
@@ -534,7 +554,12 @@ class PredictConfig:
 
     def __post_init__(self) -> None:
         group = self.GROUP
-        _check(_is_name(self.model), f"{group}.model", self.model, "'float' or a quantized tag")
+        _check(
+            _is_name(self.model) or is_registry_uri(self.model),
+            f"{group}.model",
+            self.model,
+            "'float', a quantized tag, or models:/<registered name>@<alias> (or /<version>)",
+        )
         _check(self.chunk_size > 0, f"{group}.chunk_size", self.chunk_size, "a positive integer")
         _check(
             self.output is None or self.input is not None,
@@ -582,7 +607,12 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         group = self.GROUP
-        _check(_is_name(self.model), f"{group}.model", self.model, "'float' or a quantized tag")
+        _check(
+            _is_name(self.model) or is_registry_uri(self.model),
+            f"{group}.model",
+            self.model,
+            "'float', a quantized tag, or models:/<registered name>@<alias> (or /<version>)",
+        )
         _check(
             self.model_name is None or _is_name(self.model_name),
             f"{group}.model_name",
@@ -634,6 +664,118 @@ class ExportConfig:
             _check(_is_name(self.model), f"{group}.model", self.model, "'float' or a quantized tag")
 
 
+# Where runs are recorded (mlops_lr.tracking): nowhere, or MLflow.
+TRACKERS = ("none", "mlflow")
+
+
+def _is_registry_name(text: str) -> bool:
+    """A registered model's name or an experiment's: printable, no '/', '@' or ':' (they
+    would make models:/ URIs ambiguous)."""
+    return bool(text.strip()) and text.isprintable() and not set(text) & set("/@:")
+
+
+@dataclass
+class TrackingConfig:
+    """Where train, quantize, export and register record their runs."""
+
+    GROUP: ClassVar[str] = "tracking"
+    name: str = MISSING
+
+    def __post_init__(self) -> None:
+        _check_choice(f"{self.GROUP}.name", self.name, TRACKERS)
+
+
+@dataclass
+class NoTrackingConfig(TrackingConfig):
+    """Nothing is recorded beyond the artifacts' own files (MLflow is not even imported)."""
+
+    name: str = "none"
+
+
+@dataclass
+class MlflowTrackingConfig(TrackingConfig):
+    """MLflow runs, logged models and registry (needs the ``tracking`` extra)."""
+
+    name: str = "mlflow"
+    # A local SQLite store (sqlite:////abs/path.db) or a tracking server (http://host:5000).
+    tracking_uri: str = MISSING
+    # Where a new experiment keeps its artifacts when the store is a local sqlite: one
+    # (a tracking server chooses its own); null: MLflow's default (./mlartifacts).
+    artifact_location: Optional[str] = None
+    experiment: str = "mlops-lr"
+    # `stage=register` (and a sweep with register_best) registers under this name and points
+    # the alias at the new version.
+    registered_model: str = "mlops-lr"
+    alias: str = "champion"
+    # The run's name; null: the stage and the model (a sweep job: its number and overrides).
+    run_name: Optional[str] = None
+    # Nest this run under another (a sweep sets it to its parent run).
+    parent_run_id: Optional[str] = None
+    # Log each model as an MLflow pyfunc model (a few hundred kB each).
+    log_models: bool = True
+    # At the end of a sweep, register the smallest bit width whose test R² is at most
+    # max_r2_loss below its float model's (the best R² among that width's settings).
+    register_best: bool = False
+    max_r2_loss: float = 0.001
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        group = self.GROUP
+        _check(
+            bool(self.tracking_uri.strip()),
+            f"{group}.tracking_uri",
+            self.tracking_uri,
+            "sqlite:////path/to/mlflow.db or a tracking server's http(s):// address",
+        )
+        _check(
+            not self.tracking_uri.startswith(("file:", "./", "/")),
+            f"{group}.tracking_uri",
+            self.tracking_uri,
+            "sqlite:////path/to/mlflow.db or a server's address: MLflow 3.13+ refuses the "
+            "file store",
+        )
+        for key in ("experiment", "registered_model"):
+            value = getattr(self, key)
+            _check(
+                _is_registry_name(value),
+                f"{group}.{key}",
+                value,
+                "a non-empty name without '/', '@' or ':'",
+            )
+        _check(
+            re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", self.alias) is not None
+            and re.fullmatch(r"[vV][0-9]+|latest", self.alias) is None,
+            f"{group}.alias",
+            self.alias,
+            "letters, digits, '_' and '-', starting with a letter (not v<n> or latest: "
+            "MLflow reserves them)",
+        )
+        _check(
+            math.isfinite(self.max_r2_loss) and self.max_r2_loss >= 0,
+            f"{group}.max_r2_loss",
+            self.max_r2_loss,
+            "a finite number >= 0 (R² points the quantized model may lose)",
+        )
+
+
+@dataclass
+class RegisterConfig:
+    """Which saved model ``stage=register`` puts in the registry (``tracking=mlflow``)."""
+
+    GROUP: ClassVar[str] = "register"
+    # "float", a quantized tag, or null for the model the quantization config names.
+    model: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.model is not None:
+            _check(
+                _is_name(self.model),
+                f"{self.GROUP}.model",
+                self.model,
+                "'float' or a quantized tag",
+            )
+
+
 @dataclass
 class PathsConfig:
     """Where artifacts go. Relative paths are relative to the working directory."""
@@ -660,6 +802,8 @@ class Config:
     predict: PredictConfig = field(default_factory=PredictConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    register: RegisterConfig = field(default_factory=RegisterConfig)
+    tracking: Any = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
 
     def __post_init__(self) -> None:
@@ -688,6 +832,27 @@ class Config:
             type(self.engine).__name__,
             "an engine config from conf/engine/ (its YAML must extend /schema/engine)",
         )
+        _check(
+            isinstance(self.tracking, TrackingConfig),
+            "tracking",
+            type(self.tracking).__name__,
+            "a tracking config from conf/tracking/ (its YAML must extend /schema/tracking)",
+        )
+        if self.tracking.name != "mlflow":
+            _check(
+                self.stage != "register",
+                "stage",
+                self.stage,
+                "register only with tracking=mlflow (the registry is MLflow's)",
+            )
+            for group in ("predict", "serve"):
+                model = getattr(self, group).model
+                _check(
+                    not is_registry_uri(model),
+                    f"{group}.model",
+                    model,
+                    "a saved model (float or a quantized tag) unless tracking=mlflow",
+                )
         if self.engine.name != "memory":
             engine = f"engine={self.engine.name}"
             _check(
@@ -759,6 +924,11 @@ SCHEMAS = {
     "predict": {"predict": PredictConfig},
     "serve": {"serve": ServeConfig},
     "export": {"export": ExportConfig},
+    "register": {"register": RegisterConfig},
+    "tracking": {
+        "none": NoTrackingConfig,
+        "mlflow": MlflowTrackingConfig,
+    },
     "paths": {"paths": PathsConfig},
 }
 

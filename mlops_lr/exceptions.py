@@ -26,3 +26,9 @@ class ArtifactError(MlopsLrError):
     """A saved artifact is missing, modified or incompatible."""
 
     exit_code = 4
+
+
+class TrackingError(MlopsLrError):
+    """The tracking store or registry cannot be reached, or refused what was asked."""
+
+    exit_code = 5

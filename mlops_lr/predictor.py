@@ -80,9 +80,11 @@ def load_predictor(
     """
     artifacts_dir = Path(artifacts_dir)
     if model == FLOAT_MODEL:
-        return _load_float(artifacts_dir)
+        # The pickle is verified too, though never loaded here (the tests check that both
+        # predict the same): a float model whose model.joblib was changed is refused.
+        artifacts.read_verified(artifacts_dir, MODEL_FILE)
+        return _load_float(artifacts_dir, FLOAT_MODEL)
     directory = quantized_model_dir(artifacts_dir, model, quantized_dir)
-    quantized = artifacts.load_quantized(directory)
     manifest = artifacts.read_manifest(directory)
     stale = stale_reason(artifacts_dir, manifest)
     if stale is not None and not allow_stale:
@@ -90,8 +92,33 @@ def load_predictor(
             f"quantized model {model!r} is stale: {stale}; re-quantize it (`make quantize`), or "
             "set allow_stale=true to use it anyway"
         )
+    return _load_quantized(directory, model, stale=stale is not None)
+
+
+def load_model_directory(directory: str | Path, name: str) -> LinearPredictor:
+    """The model a directory holds, float (``folded.json``) or quantized (``model.json``),
+    verified against its manifest, named ``name``: a model as it was packaged (an MLflow
+    model's artifacts), with no lineage to check and no ``model.joblib`` beside it.
+
+    Raises
+    ------
+    ArtifactError
+        The directory holds no model, or a file is missing or modified.
+    """
+    files = artifacts.read_manifest(directory).get("files", {})
+    if QUANTIZED_MODEL in files:
+        return _load_quantized(Path(directory), name)
+    if FOLDED_FILE in files:
+        return _load_float(Path(directory), name)
+    raise ArtifactError(f"{directory} holds no {FOLDED_FILE} or {QUANTIZED_MODEL}")
+
+
+def _load_quantized(directory: Path, name: str, **details: Any) -> LinearPredictor:
+    quantized = artifacts.load_quantized(directory)
+    manifest = artifacts.read_manifest(directory)
     metrics = json.loads(artifacts.read_verified(directory, METRICS_FILE))
     details = {
+        **details,
         "kind": "quantized",
         "bits": metrics["bits"],
         "scheme": metrics["scheme"],
@@ -102,9 +129,8 @@ def load_predictor(
         "mse": metrics["mse_quant"],
         "r2_float": metrics["r2_float"],
         "mse_float": metrics["mse_float"],
-        "stale": stale is not None,
     }
-    return LinearPredictor(name=model, folded=quantized.dequantized(), details=details)
+    return LinearPredictor(name=name, folded=quantized.dequantized(), details=details)
 
 
 def stale_reason(artifacts_dir: str | Path, manifest: Mapping[str, Any]) -> str | None:
@@ -145,13 +171,11 @@ def quantized_model_dir(
     return directory
 
 
-def _load_float(directory: Path) -> LinearPredictor:
-    """The float model's folded form (``folded.json``), verified; ``model.joblib`` is verified
-    too (the tests check both predict the same)."""
+def _load_float(directory: Path, name: str) -> LinearPredictor:
+    """The float model's folded form (``folded.json``), verified."""
     manifest = artifacts.read_manifest(directory)
     if FOLDED_FILE not in manifest.get("files", {}):
         raise ArtifactError(f"{directory} has no {FOLDED_FILE}: run `make train` again")
-    artifacts.read_verified(directory, MODEL_FILE)
     folded = artifacts.load_folded(directory)
     metrics = json.loads(artifacts.read_verified(directory, METRICS_FILE))
     details = {
@@ -166,7 +190,7 @@ def _load_float(directory: Path) -> LinearPredictor:
         "r2_float": metrics["r2"],
         "mse_float": metrics["mse"],
     }
-    return LinearPredictor(name=FLOAT_MODEL, folded=folded, details=details)
+    return LinearPredictor(name=name, folded=folded, details=details)
 
 
 def sample_predictions(artifacts_dir: str | Path, predictor: LinearPredictor) -> np.ndarray:

@@ -46,6 +46,7 @@ COLUMNS = (
     "calibration_objective",
     "size_bytes_quant",
     "payload_bytes_quant",
+    "mlflow_run_id",
     "error",
 )
 
@@ -138,6 +139,22 @@ def best_per_bits(rows: list[dict[str, Any]]) -> set[int]:
         if current is None or row["calibration_objective"] < current["calibration_objective"]:
             best[key] = row
     return {row["job"] for row in best.values()}
+
+
+def best_setting(rows: list[dict[str, Any]], max_r2_loss: float) -> dict[str, Any] | None:
+    """The row to ship: the smallest bit width with a setting whose test R² is at most
+    ``max_r2_loss`` below its float model's, and at that width the setting with the highest
+    R² (ties: first job). None if no setting is that close."""
+    close = [
+        row
+        for row in rows
+        if row["status"] == "ok"
+        and "r2_quant" in row
+        and row["r2_float"] - row["r2_quant"] <= max_r2_loss
+    ]
+    if not close:
+        return None
+    return min(close, key=lambda row: (row["bits"], -row["r2_quant"], row["job"]))
 
 
 def write_reports(sweep_dir: str | Path) -> list[dict[str, Any]]:

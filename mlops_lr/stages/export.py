@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlops_lr import artifacts, training
+from mlops_lr import artifacts, tracking, training
 from mlops_lr.artifacts import MODEL_FILE, QUANTIZED_MODEL
 from mlops_lr.config import Config
 from mlops_lr.data import Split, fingerprint
@@ -42,6 +42,19 @@ def run(config: Config) -> dict[str, Any]:
     """
     settings = config.export
     tag = settings.model or config.quantization.resolved_tag
+    with tracking.start_run(config, f"export {tag} {settings.format}") as run:
+        directory, report = _export(config, tag)
+        run.log_outcome(report, directory)
+    listing = ", ".join(f"{name} ({size:,} B)" for name, size in report["files"].items())
+    print(f"Exported {tag!r} as {settings.format} to {directory}/: {listing}")
+    for line in report["summary"]:
+        print(line)
+    return report
+
+
+def _export(config: Config, tag: str) -> tuple[Path, dict[str, Any]]:
+    """Load ``tag``, export and verify it, write its directory; returns it and the report."""
+    settings = config.export
     artifacts_dir = Path(config.paths.artifacts_dir)
     predictor = load_predictor(
         artifacts_dir, tag, config.paths.quantized_dir, allow_stale=config.allow_stale
@@ -85,11 +98,7 @@ def run(config: Config) -> dict[str, Any]:
             "model_sha256": predictor.details["sha256"],
         },
     )
-    listing = ", ".join(f"{name} ({size:,} B)" for name, size in report["files"].items())
-    print(f"Exported {tag!r} as {settings.format} to {directory}/: {listing}")
-    for line in report["summary"]:
-        print(line)
-    return report
+    return directory, report
 
 
 def _onnx(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlops_lr import tracking
 from mlops_lr.config import Config
-from mlops_lr.predictor import load_predictor, sample_predictions
+from mlops_lr.predictor import sample_predictions
 
 
 def run(config: Config) -> np.ndarray | int:
@@ -15,9 +16,7 @@ def run(config: Config) -> np.ndarray | int:
     """
     settings = config.predict
     artifacts_dir = config.paths.artifacts_dir
-    predictor = load_predictor(
-        artifacts_dir, settings.model, config.paths.quantized_dir, allow_stale=config.allow_stale
-    )
+    predictor = tracking.load_model(config, settings.model)
     if settings.input is None:
         predictions = sample_predictions(artifacts_dir, predictor)
         print(f"Model: {predictor.name}")

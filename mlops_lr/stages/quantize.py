@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops_lr import artifacts, training
+from mlops_lr import artifacts, tracking, training
 from mlops_lr.config import Config, QualityConfig, QuantizationConfig, as_dict
 from mlops_lr.data import fingerprint
 from mlops_lr.exceptions import ConfigError, DataError
@@ -49,10 +49,27 @@ def quality_verdict(mean_abs_pred_diff: float, thresholds: QualityConfig) -> str
 def run(config: Config) -> dict[str, Any]:
     """Quantize the trained model as configured, evaluate it, save and print the report.
 
-    Returns the metrics written to ``metrics.json``.
+    Returns the metrics written to ``metrics.json`` (and ``mlflow_run_id`` when tracked).
     """
     qconfig = config.quantization
     spec = spec_from(qconfig, fit_intercept=config.model.fit_intercept)
+    tag = qconfig.resolved_tag
+    with tracking.start_run(config, f"quantize {tag}") as run:
+        metrics, report, directory = _quantize_and_save(config, spec, tag)
+        run.log_outcome(metrics, directory, model=tag)
+    print(report)
+    print(f"Artifacts: {directory}/{{{MODEL_FILE}, {METRICS_FILE}, {REPORT_FILE}}}")
+    print(f"R² Score (quantized, {tag}): {metrics['r2_quant']:.4f}")
+    print(f"MSE Loss (quantized, {tag}): {metrics['mse_quant']:.4f}")
+    return {**metrics, **tracking.run_reference(run)}
+
+
+def _quantize_and_save(
+    config: Config, spec: QuantizationSpec, tag: str
+) -> tuple[dict[str, Any], str, Path]:
+    """Quantize and evaluate; write ``<quantized_dir>/<tag>/``. Returns the metrics, the
+    report and the directory."""
+    qconfig = config.quantization
     if config.engine.name == "memory":
         evaluated = _in_memory(config, spec)
     else:
@@ -74,7 +91,6 @@ def run(config: Config) -> dict[str, Any]:
         "payload_bytes_quant": quantized.storage_bytes(),
         "created_at": training.utc_now(),
     }
-    tag = qconfig.resolved_tag
     report = quantization_report(
         title=f"Quantization report: {tag}",
         parameter_names=reference.design_names(),
@@ -105,11 +121,7 @@ def run(config: Config) -> dict[str, Any]:
             "quantization": as_dict(qconfig),
         },
     )
-    print(report)
-    print(f"Artifacts: {directory}/{{{MODEL_FILE}, {METRICS_FILE}, {REPORT_FILE}}}")
-    print(f"R² Score (quantized, {tag}): {metrics['r2_quant']:.4f}")
-    print(f"MSE Loss (quantized, {tag}): {metrics['mse_quant']:.4f}")
-    return metrics
+    return metrics, report, directory
 
 
 @dataclass(frozen=True)

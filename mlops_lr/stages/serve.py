@@ -10,11 +10,10 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
-from mlops_lr import artifacts
+from mlops_lr import artifacts, tracking
 from mlops_lr.artifacts import SAMPLES_FILE
 from mlops_lr.config import Config, ServeConfig
 from mlops_lr.exceptions import ArtifactError, ConfigError
-from mlops_lr.predictor import load_predictor
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -33,9 +32,7 @@ def run(config: Config) -> None:
         ) from None
     settings = config.serve
     artifacts_dir = config.paths.artifacts_dir
-    predictor = load_predictor(
-        artifacts_dir, settings.model, config.paths.quantized_dir, allow_stale=config.allow_stale
-    )
+    predictor = tracking.load_model(config, settings.model)
     app = create_app(
         predictor,
         max_rows=settings.max_rows,
@@ -47,7 +44,14 @@ def run(config: Config) -> None:
     listener = listen(settings)
     host, port = listener.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    print(f"Serving model {predictor.name!r} at {url} (API docs: {url}/docs)", flush=True)
+    details = predictor.details
+    served = repr(predictor.name)
+    if "registry_uri" in details:  # a registered version: which one the alias points at
+        served = (
+            f"{details['registry_uri']} (version {details['registered_version']}, saved as "
+            f"{details['source_tag']!r})"
+        )
+    print(f"Serving model {served} at {url} (API docs: {url}/docs)", flush=True)
     server = _server_class(uvicorn, app)(
         uvicorn.Config(
             app,

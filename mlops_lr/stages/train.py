@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops_lr import training
+from mlops_lr import tracking, training
 from mlops_lr.config import Config
+from mlops_lr.predictor import FLOAT_MODEL
 
 
 def run(config: Config) -> dict[str, Any]:
     """Train the configured model, save its artifacts and print the scores.
 
-    Returns the metrics written to ``metrics.json``.
+    Returns the metrics written to ``metrics.json`` (and ``mlflow_run_id`` when tracked).
     """
-    if config.engine.name == "memory":
-        dataset, split = training.prepare_data(config)
-        trained = training.fit_and_evaluate(config, dataset, split)
-    else:
-        trained = training.fit_streamed(config)
-    training.save(trained, config, config.paths.artifacts_dir)
+    with tracking.start_run(config, "train") as run:
+        if config.engine.name == "memory":
+            dataset, split = training.prepare_data(config)
+            trained = training.fit_and_evaluate(config, dataset, split)
+        else:
+            trained = training.fit_streamed(config)
+        training.save(trained, config, config.paths.artifacts_dir)
+        run.log_outcome(trained.metrics, config.paths.artifacts_dir, model=FLOAT_MODEL)
     metrics = trained.metrics
     print(
         f"Dataset: {metrics['dataset']} ({metrics['n_train'] + metrics['n_test']} rows, "
@@ -36,4 +39,4 @@ def run(config: Config) -> dict[str, Any]:
     )
     print(f"R² Score: {metrics['r2']:.4f}")
     print(f"MSE Loss: {metrics['mse']:.4f}")
-    return metrics
+    return {**metrics, **tracking.run_reference(run)}
