@@ -32,6 +32,7 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Variables: DATASET=<california|csv|parquet|diabetes>  ENGINE=<memory|stream|dask>"
 	@echo "             PRESET=<default|uint8|int8|int16>  BITS=<2..16>  MODEL=<float|tag>"
+	@echo "             (serve, predict with ARGS=tracking=mlflow: MODEL=models:/<name>@<alias>)"
 	@echo "             PORT=<port>  FORMAT=<onnx|c>  BASE_IMAGE=<image>  IMAGE=<tag>"
 	@echo "             ARGS=\"key=value ...\" (any Hydra override)  PYTEST_ARGS=..."
 	@echo "             UPGRADE=1 (make lock: the newest releases)  PYTHON_SYSTEM=<python3.11+>"
