@@ -10,9 +10,10 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from mlops_lr.config import MlflowTrackingConfig
-from mlops_lr.exceptions import MlopsLrError
+from mlops_lr.exceptions import ConfigError, MlopsLrError, first_line
 from mlops_lr.sweep import write_reports
 
 
@@ -22,12 +23,13 @@ class SweepReport(Callback):
     parent run, print where they are, and fail the multirun if any job failed."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        settings = _tracking(config)
-        if settings is not None:
-            from mlops_lr import tracking
+        # Hydra turns a callback's exceptions into warnings and goes on: ours end the sweep.
+        with _one_line():
+            settings = _tracking(config)
+            if settings is not None:
+                from mlops_lr import tracking
 
-            overrides = list(config.hydra.overrides.task)
-            with _one_line():
+                overrides = list(config.hydra.overrides.task)
                 tracking.sweep_start(settings, config.hydra.sweep.dir, overrides)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -35,29 +37,43 @@ class SweepReport(Callback):
         rows = write_reports(sweep_dir)
         failed = [row for row in rows if row["status"] != "ok"]
         print(f"Sweep report: {sweep_dir}/sweep_results.md, sweep_results.csv, sweep.png")
-        settings = _tracking(config)
-        if settings is not None:
-            from mlops_lr import tracking
-
+        try:
             with _one_line():
-                registered = tracking.sweep_end(settings, sweep_dir, rows)
-            if registered is not None:
-                print(registered)
-        if failed:
-            first = failed[0]
-            raise SystemExit(
-                f"error: {len(failed)} of {len(rows)} sweep jobs failed "
-                f"(job {first['job']}: {first['error']}); the others are in the report"
-            )
+                settings = _tracking(config)
+                if settings is not None:
+                    from mlops_lr import tracking
+
+                    registered = tracking.sweep_end(settings, sweep_dir, rows)
+                    if registered is not None:
+                        print(registered)
+        finally:
+            if failed:
+                first = failed[0]
+                raise SystemExit(
+                    f"error: {len(failed)} of {len(rows)} sweep jobs failed "
+                    f"(job {first['job']}: {first['error']}); the others are in the report"
+                )
 
 
 def _tracking(config: DictConfig) -> MlflowTrackingConfig | None:
-    """The sweep's MLflow settings (None: not tracked). Only the tracking group is resolved:
-    the rest may refer to a job's directory, which a multirun does not have."""
+    """The sweep's MLflow settings (None: not tracked), validated as a job's would be.
+
+    Raises
+    ------
+    ConfigError
+        A setting is impossible, or cannot be resolved without a job (a store under a job's
+        own directory: each job would have its own).
+    """
     node = OmegaConf.select(config, "tracking")
     if node is None or node.get("name") != "mlflow":
         return None
-    settings = OmegaConf.to_object(node)
+    try:
+        settings = OmegaConf.to_object(node)
+    except OmegaConfBaseException as error:
+        raise ConfigError(
+            f"tracking: {first_line(error)} (a tracked sweep keeps one store for all its jobs: "
+            "set paths.tracking_dir to a directory of its own)"
+        ) from None
     return settings if isinstance(settings, MlflowTrackingConfig) else None
 
 

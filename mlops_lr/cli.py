@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from mlops_lr import artifacts, tracking
 from mlops_lr.config import Config, register_configs, to_config
-from mlops_lr.exceptions import ConfigError, MlopsLrError
+from mlops_lr.exceptions import ConfigError, MlopsLrError, first_line
 from mlops_lr.sweep import RESULT_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -58,8 +58,9 @@ def _nest_in_sweep(config: Config) -> None:
     if settings.parent_run_id is None:
         settings.parent_run_id = tracking.sweep_parent(hydra_config.sweep.dir)
     if settings.run_name is None:
-        overrides = " ".join(hydra_config.overrides.task)
-        settings.run_name = f"job {hydra_config.job.num}: {overrides}".strip(": ")
+        settings.run_name = tracking.job_run_name(
+            hydra_config.job.num, list(hydra_config.overrides.task)
+        )
 
 
 def _record(**result: object) -> None:
@@ -81,8 +82,8 @@ def one_line(error: ConfigCompositionException | OverrideParseException) -> str:
         part
         for part in (
             f"cannot parse {override!r}" if override else "",
-            _first_line(error),
-            _first_line(error.__cause__),
+            first_line(error).rstrip("."),
+            first_line(error.__cause__ or "").rstrip("."),
         )
         if part
     ]
@@ -90,11 +91,6 @@ def one_line(error: ConfigCompositionException | OverrideParseException) -> str:
     if options:
         parts.append("options: " + ", ".join(sorted(options)))
     return "; ".join(parts) or type(error).__name__
-
-
-def _first_line(error: BaseException | None) -> str:
-    lines = str(error).strip().splitlines() if error is not None else []
-    return lines[0].strip().rstrip(".") if lines else ""
 
 
 def _terminated(signum: int, frame: object) -> None:

@@ -41,9 +41,11 @@ def _is_name(text: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", text))
 
 
-# A version in MLflow's registry, as predict.model and serve.model take it (tracking=mlflow):
-# models:/<name>@<alias> or models:/<name>/<version>.
-_REGISTRY_URI = re.compile(r"models:/([^/@:]+)(?:@([A-Za-z0-9_-]+)|/([1-9][0-9]*))")
+# A registered model's name (what a models:/ URI carries unquoted), and a version in MLflow's
+# registry as predict.model and serve.model take it (tracking=mlflow): models:/<name>@<alias>
+# or models:/<name>/<version>.
+_REGISTRY_NAME = r"[A-Za-z0-9][A-Za-z0-9 ._-]*"
+_REGISTRY_URI = re.compile(rf"models:/({_REGISTRY_NAME})(?:@([A-Za-z0-9_-]+)|/([1-9][0-9]*))")
 
 
 def registry_parts(uri: str) -> tuple[str, str | None, int | None]:
@@ -590,7 +592,8 @@ class ServeConfig:
     # served tag. On KServe the name is the InferenceService's (the image reads
     # MLOPS_LR_MODEL_NAME).
     model_name: Optional[str] = None
-    model_version: str = "1"
+    # null: the registered version when serve.model is models:/…, else 1.
+    model_version: Optional[str] = None
     # Loopback by default: nothing outside this machine can connect unless asked (the Docker
     # image binds 0.0.0.0 inside its own network namespace).
     host: str = "127.0.0.1"
@@ -620,7 +623,7 @@ class ServeConfig:
             "null or a name of letters, digits, '-', '_' and '.'",
         )
         _check(
-            _is_name(self.model_version),
+            self.model_version is None or _is_name(self.model_version),
             f"{group}.model_version",
             self.model_version,
             "a version of letters, digits, '-', '_' and '.' (e.g. 1)",
@@ -668,10 +671,20 @@ class ExportConfig:
 TRACKERS = ("none", "mlflow")
 
 
-def _is_registry_name(text: str) -> bool:
-    """A registered model's name or an experiment's: printable, no '/', '@' or ':' (they
-    would make models:/ URIs ambiguous)."""
-    return bool(text.strip()) and text.isprintable() and not set(text) & set("/@:")
+# Where MLflow keeps runs: a database (sqlite:///<path>, postgresql://…) or a tracking server
+# (http(s)://, databricks); MLflow 3.13+ refuses the file store (a path, file:).
+_TRACKING_URI = re.compile(r"[a-z][a-z0-9+.-]*:.+")
+
+
+def _tracking_uri_problem(uri: str) -> str | None:
+    """Why ``uri`` cannot be a tracking store (None: it can)."""
+    if uri.startswith("file:") or _TRACKING_URI.fullmatch(uri) is None:
+        return "MLflow 3.13+ refuses the file store (a path or file:)"
+    if uri.startswith("sqlite:"):
+        path = uri.removeprefix("sqlite:///")
+        if not uri.startswith("sqlite:///") or not path.strip() or path == ":memory:":
+            return "an in-memory or unnamed SQLite database keeps nothing"
+    return None
 
 
 @dataclass
@@ -697,10 +710,11 @@ class MlflowTrackingConfig(TrackingConfig):
     """MLflow runs, logged models and registry (needs the ``tracking`` extra)."""
 
     name: str = "mlflow"
-    # A local SQLite store (sqlite:////abs/path.db) or a tracking server (http://host:5000).
+    # A local SQLite store (sqlite:////abs/path.db), another database MLflow supports, or a
+    # tracking server (http://host:5000).
     tracking_uri: str = MISSING
     # Where a new experiment keeps its artifacts when the store is a local sqlite: one
-    # (a tracking server chooses its own); null: MLflow's default (./mlartifacts).
+    # (a tracking server chooses its own); null: MLflow's default (./mlruns).
     artifact_location: Optional[str] = None
     experiment: str = "mlops-lr"
     # `stage=register` (and a sweep with register_best) registers under this name and points
@@ -721,27 +735,26 @@ class MlflowTrackingConfig(TrackingConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         group = self.GROUP
+        problem = _tracking_uri_problem(self.tracking_uri)
         _check(
-            bool(self.tracking_uri.strip()),
+            problem is None,
             f"{group}.tracking_uri",
             self.tracking_uri,
-            "sqlite:////path/to/mlflow.db or a tracking server's http(s):// address",
+            f"sqlite:////path/to/mlflow.db, another database or a server's http(s):// address: "
+            f"{problem}",
         )
         _check(
-            not self.tracking_uri.startswith(("file:", "./", "/")),
-            f"{group}.tracking_uri",
-            self.tracking_uri,
-            "sqlite:////path/to/mlflow.db or a server's address: MLflow 3.13+ refuses the "
-            "file store",
+            bool(self.experiment.strip()) and self.experiment.isprintable(),
+            f"{group}.experiment",
+            self.experiment,
+            "a non-empty name",
         )
-        for key in ("experiment", "registered_model"):
-            value = getattr(self, key)
-            _check(
-                _is_registry_name(value),
-                f"{group}.{key}",
-                value,
-                "a non-empty name without '/', '@' or ':'",
-            )
+        _check(
+            re.fullmatch(_REGISTRY_NAME, self.registered_model) is not None,
+            f"{group}.registered_model",
+            self.registered_model,
+            "letters, digits, spaces, '.', '_' and '-', starting with a letter or digit",
+        )
         _check(
             re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", self.alias) is not None
             and re.fullmatch(r"[vV][0-9]+|latest", self.alias) is None,
@@ -755,6 +768,12 @@ class MlflowTrackingConfig(TrackingConfig):
             f"{group}.max_r2_loss",
             self.max_r2_loss,
             "a finite number >= 0 (R² points the quantized model may lose)",
+        )
+        _check(
+            self.log_models or not self.register_best,
+            f"{group}.register_best",
+            self.register_best,
+            "false with tracking.log_models=false (it registers a job's logged model)",
         )
 
 
@@ -784,6 +803,9 @@ class PathsConfig:
     artifacts_dir: str = MISSING
     # Quantized models, one directory per tag (a sweep puts them in each job's directory).
     quantized_dir: str = MISSING
+    # The local MLflow store of tracking=mlflow (mlflow.db, mlflow-artifacts/): one for every
+    # job of a sweep, even when each job has its own artifacts directory.
+    tracking_dir: str = MISSING
 
 
 @dataclass

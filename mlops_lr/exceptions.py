@@ -4,6 +4,12 @@ Anything else that escapes is a bug and keeps its traceback.
 """
 
 
+def first_line(message: object) -> str:
+    """The first non-empty line of ``str(message)``, stripped ("" if there is none)."""
+    lines = str(message).strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
 class MlopsLrError(Exception):
     """Base class of the errors a user can cause and fix."""
 

@@ -258,7 +258,7 @@ class FoldedModel:
         """
         if self.is_plain:
             return self._plain_predictions(
-                [np.asarray(columns[n], dtype=np.float64).reshape(-1) for n in self.feature_names]
+                [_float_values(columns[n]).reshape(-1) for n in self.feature_names]
             )
         total = None
         for item in self.inputs:
@@ -461,6 +461,19 @@ class FoldedModel:
         return model
 
 
+def _float_values(column: Any) -> np.ndarray:
+    """A numeric column as float64, NaN where missing: None, NaN, or pandas' NA (which a
+    nullable column holds, and keeps when a caller, MLflow for one, makes it an object
+    column)."""
+    try:
+        return np.asarray(column, dtype=np.float64)
+    except TypeError:
+        import pandas as pd  # only an object column holding pandas' NA gets here
+
+        values = np.asarray(column, dtype=object)
+        return np.where(pd.isna(values), np.nan, values).astype(np.float64)
+
+
 def _filled(item: NumericInput, column: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """A numeric input's values with missing ones filled, and where they were missing (None:
     nowhere).
@@ -470,7 +483,7 @@ def _filled(item: NumericInput, column: Any) -> tuple[np.ndarray, np.ndarray | N
     MissingValueError
         A missing value, and the input has no fill.
     """
-    values = np.asarray(column, dtype=np.float64)
+    values = _float_values(column)
     missing = np.isnan(values)
     if not missing.any():
         return values, None

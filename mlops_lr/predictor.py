@@ -193,12 +193,24 @@ def _load_float(directory: Path, name: str) -> LinearPredictor:
     return LinearPredictor(name=name, folded=folded, details=details)
 
 
+def saved_samples(artifacts_dir: str | Path, feature_names: tuple[str, ...]) -> list[list[Any]]:
+    """The first test rows saved with the float model (``samples.json``), one list per row in
+    ``feature_names`` order (JSON null where missing).
+
+    Raises
+    ------
+    ArtifactError
+        There are none, or they are rows of other features.
+    """
+    samples = json.loads(artifacts.read_verified(artifacts_dir, SAMPLES_FILE))
+    if tuple(samples.get("feature_names", ())) != tuple(feature_names) or not samples.get("X"):
+        raise ArtifactError(f"{SAMPLES_FILE} has other features than the model")
+    return samples["X"]
+
+
 def sample_predictions(artifacts_dir: str | Path, predictor: LinearPredictor) -> np.ndarray:
     """``predictor`` on the first test rows saved with the float model (``samples.json``)."""
-    samples = json.loads(artifacts.read_verified(artifacts_dir, SAMPLES_FILE))
-    if tuple(samples["feature_names"]) != predictor.feature_names:
-        raise ArtifactError(f"{SAMPLES_FILE} has other features than the model")
-    rows = samples["X"]
+    rows = saved_samples(artifacts_dir, predictor.feature_names)
     # JSON null is a missing value: numpy reads it as NaN in a numeric input.
     columns = {name: [row[j] for row in rows] for j, name in enumerate(predictor.feature_names)}
     return predictor.predict_table(columns)

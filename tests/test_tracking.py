@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 from mlops_lr import artifacts
 from mlops_lr.predictor import load_predictor
 from mlops_lr.sweep import best_setting
-from tests.conftest import assert_one_line_error
+from tests.conftest import REPO_ROOT, assert_one_line_error
 from tests.test_serve import _start_server, _stop
 
 TRACKED = ("tracking=mlflow", "dataset=diabetes")
@@ -149,8 +149,11 @@ def test_the_pyfunc_model_predicts_exactly_what_our_predictor_does_without_a_pic
     assert features.isna().any().any()  # missing numbers and categories reach the model
     assert features["year"].dtype == np.int64
     ours = load_predictor(tmp_path / "artifacts", model).predict_table(features)
-    theirs = mlflow.pyfunc.load_model(uri).predict(features)
-    assert np.array_equal(theirs, ours)  # to 0.0
+    pyfunc = mlflow.pyfunc.load_model(uri)
+    assert np.array_equal(pyfunc.predict(features), ours)  # to 0.0
+    for backend in ("numpy_nullable", "pyarrow"):  # pandas' NA, which MLflow makes object
+        nullable = pd.read_csv(penguins_csv, dtype_backend=backend).drop(columns=["body_mass_g"])
+        assert np.array_equal(pyfunc.predict(nullable), ours)
 
     directory = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / "dl")))
     described = yaml.safe_load((directory / "MLmodel").read_text())
@@ -160,6 +163,8 @@ def test_the_pyfunc_model_predicts_exactly_what_our_predictor_does_without_a_pic
     files = [p.name for p in directory.rglob("*") if p.is_file()]
     assert not [name for name in files if name.endswith((".pkl", ".joblib", ".pickle"))]
     assert (directory / "code" / "mlops_lr" / "predictor.py").is_file()
+    np.save(tmp_path / "ours.npy", ours)
+    assert_loads_with_its_own_code(uri, penguins_csv, tmp_path)
     requirements = (directory / "requirements.txt").read_text().split()
     assert f"numpy=={np.__version__}" in requirements
     signature = json.loads(described["signature"]["inputs"])
@@ -171,6 +176,29 @@ def test_the_pyfunc_model_predicts_exactly_what_our_predictor_does_without_a_pic
     assert kinds["year"] == "numeric"
     example = json.loads((directory / "input_example.json").read_text())
     assert example["columns"] == columns
+
+
+def assert_loads_with_its_own_code(uri: str, table: Path, tmp_path: Path) -> None:
+    """In a fresh interpreter where our package cannot be imported (its editable install and
+    the checkout hidden), the model loads the package it carries and predicts the same."""
+    script = f"""
+import importlib.util, sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")]
+sys.path[:] = [p for p in sys.path if p and p.rstrip("/") != {str(REPO_ROOT)!r}]
+assert importlib.util.find_spec("mlops_lr") is None, "the installed package is visible"
+import mlflow, numpy as np, pandas as pd
+mlflow.set_tracking_uri({mlflow.get_tracking_uri()!r})
+model = mlflow.pyfunc.load_model({uri!r})
+frame = pd.read_csv({str(table)!r}).drop(columns=["body_mass_g"])
+assert np.array_equal(model.predict(frame), np.load({str(tmp_path / "ours.npy")!r}))
+import mlops_lr
+print(mlops_lr.__file__)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "/code/mlops_lr/__init__.py" in result.stdout  # the model's own copy
 
 
 def sweep(
@@ -194,7 +222,7 @@ def sweep(
         text=True,
         cwd=tmp_path,
         check=False,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PROJECT_ROOT": str(tmp_path), **(env or {})},
     )
 
 
@@ -276,6 +304,8 @@ def test_register_points_the_alias_and_serve_and_predict_use_it(cli, tmp_path: P
     version = client.get_model_version_by_alias("mlops-lr", "champion")
     assert version.run_id == quantize_run.info.run_id  # the run that made it, not a new one
     assert version.source == quantize_run.data.tags["mlops_lr.model_uri"]
+    again = cli("stage=register", "register.model=default-4bit", "tracking=mlflow")
+    assert "'default-4bit' is 'mlops-lr' version 1 (logged by run" in again.stdout  # no copy
 
     # A model logged by no run (made untracked) is logged by a register run of its own.
     assert cli("stage=quantize", "quantization.bits=8").returncode == 0
@@ -288,9 +318,9 @@ def test_register_points_the_alias_and_serve_and_predict_use_it(cli, tmp_path: P
     artifacts_dir = tmp_path / "artifacts"
     local = load_predictor(artifacts_dir, "default-8bit")
     rows = json.loads((artifacts_dir / "samples.json").read_text())["X"]
-    for uri, expected in (
-        ("models:/mlops-lr@champion", local),
-        ("models:/mlops-lr/1", load_predictor(artifacts_dir, "default-4bit")),
+    for uri, expected, expected_version in (
+        ("models:/mlops-lr@champion", local, 2),
+        ("models:/mlops-lr/1", load_predictor(artifacts_dir, "default-4bit"), 1),
     ):
         process, url = _start_server(
             artifacts_dir, tmp_path, "tracking=mlflow", f"serve.model={uri}"
@@ -304,7 +334,9 @@ def test_register_points_the_alias_and_serve_and_predict_use_it(cli, tmp_path: P
             with urllib.request.urlopen(request, timeout=10) as response:
                 served = json.load(response)["predictions"]
             with urllib.request.urlopen(f"{url}/v2/models/mlops-lr", timeout=10) as response:
-                assert json.load(response)["name"] == "mlops-lr"
+                metadata = json.load(response)
+            assert metadata["name"] == "mlops-lr"
+            assert metadata["versions"] == [str(expected_version)]  # the registered one
         finally:
             _stop(process)
         assert served == expected.predict(np.array(rows, dtype=float)).tolist()
@@ -320,7 +352,7 @@ def test_register_refuses_a_stale_model_and_unknown_registry_names(cli, tmp_path
     result = cli("stage=register", "tracking=mlflow")
     assert_one_line_error(result, "quantized model 'default-8bit' is stale", exit_code=4)
     result = cli("stage=serve", "tracking=mlflow", "serve.model=models:/nobody@champion")
-    assert_one_line_error(result, "serving models:/nobody@champion: ", exit_code=5)
+    assert_one_line_error(result, "loading models:/nobody@champion: ", exit_code=5)
 
 
 @pytest.mark.parametrize(
@@ -329,9 +361,17 @@ def test_register_refuses_a_stale_model_and_unknown_registry_names(cli, tmp_path
         (("serve.model=models:/mlops-lr@champion",), "serve.model='models:/mlops-lr@champion'"),
         (("tracking=mlflow", "tracking.tracking_uri=file:///tmp/mlruns"), "refuses the file store"),
         (("tracking=mlflow", "tracking.alias=latest"), "tracking.alias='latest' is not allowed"),
-        (("tracking=mlflow", "tracking.registered_model=a/b"), "without '/', '@' or ':'"),
+        (("tracking=mlflow", "tracking.registered_model=a/b"), "letters, digits, spaces"),
         (("tracking=mlflow", "tracking.max_r2_loss=-1"), "tracking.max_r2_loss=-1.0"),
         (("serve.model=models:/x@",), "serve.model='models:/x@' is not allowed"),
+        (("tracking=mlflow", "tracking.tracking_uri=mlruns"), "refuses the file store"),
+        (("tracking=mlflow", "tracking.tracking_uri=sqlite:///:memory:"), "keeps nothing"),
+        (("tracking=mlflow", "tracking.tracking_uri=sqlite:///"), "keeps nothing"),
+        (("tracking=mlflow", "tracking.registered_model='a#b'"), "letters, digits, spaces"),
+        (
+            ("tracking=mlflow", "tracking.register_best=true", "tracking.log_models=false"),
+            "false with tracking.log_models=false",
+        ),
     ],
 )
 def test_impossible_tracking_settings_are_one_line(cli, overrides, expected) -> None:
@@ -346,6 +386,78 @@ def test_an_unreachable_server_is_one_line_and_leaves_no_artifact(
     result = cli("stage=train", *TRACKED, "tracking.tracking_uri=http://127.0.0.1:9")
     assert_one_line_error(result, "experiment 'mlops-lr': API request to", exit_code=5)
     assert not (tmp_path / "artifacts" / "model.joblib").exists()
+
+
+@pytest.mark.parametrize(
+    ("store_uri", "expected"),
+    [
+        ("foo://bar", "the tracking store foo://bar: "),
+        ("postgresql://user@127.0.0.1:9/db", "needs psycopg"),
+        ("sqlite:///{tmp_path}/not-a-database.db", "file is not a database"),
+    ],
+)
+def test_a_store_that_cannot_be_used_is_one_line(
+    cli, tmp_path: Path, store_uri: str, expected: str
+) -> None:
+    (tmp_path / "not-a-database.db").write_bytes(b"these bytes are no SQLite database" * 100)
+    uri = store_uri.format(tmp_path=tmp_path)
+    result = cli("stage=train", *TRACKED, f"tracking.tracking_uri={uri}")
+    assert_one_line_error(result, expected, exit_code=5)
+    assert not (tmp_path / "artifacts" / "model.joblib").exists()
+
+
+def test_a_run_started_inside_a_callers_run_nests_under_it_and_leaves_it_running(
+    cli, tmp_path: Path
+) -> None:
+    client = store(tmp_path)
+    experiment = client.create_experiment("mlops-lr")
+    with mlflow.start_run(experiment_id=experiment) as outer:
+        result = cli("stage=train", *TRACKED)
+        assert result.returncode == 0, result.stderr
+        assert mlflow.active_run().info.run_id == outer.info.run_id
+    (train,) = [r for r in runs(client) if r.info.run_id != outer.info.run_id]
+    assert train.data.tags["mlflow.parentRunId"] == outer.info.run_id
+    assert train.info.status == "FINISHED"
+    assert client.get_run(outer.info.run_id).info.status == "FINISHED"  # ended by its owner
+
+
+def test_a_tracked_sweep_with_an_impossible_setting_stops_before_any_job(tmp_path: Path) -> None:
+    result = sweep(tmp_path, "quantization.bits=2,4", "tracking.alias=latest")
+    assert_one_line_error(result, "tracking.alias='latest' is not allowed", exit_code=2)
+    assert not (tmp_path / "sweep" / "0").exists()
+
+
+def test_a_tracked_regularisation_path_keeps_one_store_for_jobs_with_their_own_artifacts(
+    tmp_path: Path,
+) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "mlops_lr",
+        "-m",
+        "+sweep=alpha",
+        "model.alpha=0.1,10",
+        "quantization.bits=4",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        *TRACKED,
+    ]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+        env={**os.environ, "PROJECT_ROOT": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "sweep" / "0" / "artifacts" / "model.joblib").exists()
+    assert not list((tmp_path / "sweep").rglob("mlflow.db"))
+    client = store(tmp_path)  # <PROJECT_ROOT>/artifacts/mlflow.db
+    (parent,) = [r for r in runs(client) if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs(client) if r.info.run_id != parent.info.run_id]
+    assert sorted(r.data.params["model.alpha"] for r in children) == ["0.1", "10.0"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    assert parent.info.status == "FINISHED"
 
 
 def test_best_setting_is_the_smallest_width_within_the_bound_then_the_best_r2() -> None:

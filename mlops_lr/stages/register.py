@@ -25,9 +25,14 @@ def run(config: Config) -> dict[str, Any]:
         else quantized_model_dir(paths.artifacts_dir, tag, paths.quantized_dir)
     )
     registered = tracking.register(config, predictor, directory)
+    version = f"{registered['registered_model']!r} version {registered['version']}"
     print(
-        f"Registered {tag!r} as {registered['registered_model']!r} version "
-        f"{registered['version']} (logged by run {registered['run_id']}); "
+        (
+            f"Registered {tag!r} as {version}"
+            if registered["new_version"]
+            else f"{tag!r} is {version}"
+        )
+        + f" (logged by run {registered['run_id']}); "
         f"alias {registered['alias']!r} → {registered['uri']}"
     )
     return registered

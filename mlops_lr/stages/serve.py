@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import signal
 import socket
 from collections.abc import Iterator
 from typing import Any
 
-from mlops_lr import artifacts, tracking
-from mlops_lr.artifacts import SAMPLES_FILE
+from mlops_lr import tracking
 from mlops_lr.config import Config, ServeConfig
 from mlops_lr.exceptions import ArtifactError, ConfigError
+from mlops_lr.predictor import saved_samples
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -39,7 +38,8 @@ def run(config: Config) -> None:
         max_body_bytes=settings.max_body_bytes,
         example=_example_row(artifacts_dir, predictor.feature_names),
         model_name=settings.model_name,
-        model_version=settings.model_version,
+        model_version=settings.model_version
+        or str(predictor.details.get("registered_version", "1")),
     )
     listener = listen(settings)
     host, port = listener.getsockname()[:2]
@@ -126,9 +126,6 @@ def _example_row(artifacts_dir: str, feature_names: tuple[str, ...]) -> list[Any
     """The first saved test row, as the OpenAPI example (none if there is no such row for
     these features)."""
     try:
-        samples = json.loads(artifacts.read_verified(artifacts_dir, SAMPLES_FILE))
+        return saved_samples(artifacts_dir, feature_names)[0]
     except ArtifactError:
         return None
-    if tuple(samples.get("feature_names", ())) != feature_names or not samples.get("X"):
-        return None
-    return samples["X"][0]

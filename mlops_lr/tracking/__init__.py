@@ -13,6 +13,7 @@ use the ``sweep_*`` functions and :data:`PARENT_RUN_FILE`. Nothing here knows Hy
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -24,6 +25,8 @@ from mlops_lr.predictor import LinearPredictor, load_predictor
 
 # Written into a sweep directory when its parent run is created: the jobs nest under it.
 PARENT_RUN_FILE = "mlflow_parent_run.json"
+# Overrides that say where things go, not what a sweep job does: left out of its run's name.
+_PLUMBING = ("paths.", "hydra.", "tracking", "sweep=")
 
 
 class Run(Protocol):
@@ -39,6 +42,8 @@ class Run(Protocol):
 
 
 class _Untracked:
+    """The run of a stage when ``tracking=none``: it records nothing."""
+
     run_id = None
 
     def log_outcome(
@@ -91,8 +96,6 @@ def sweep_start(
 
 def sweep_parent(sweep_dir: str | Path) -> str | None:
     """The parent run id of the sweep in ``sweep_dir`` (None: the sweep is not tracked)."""
-    import json
-
     path = Path(sweep_dir) / PARENT_RUN_FILE
     if not path.exists():
         return None
@@ -108,6 +111,12 @@ def sweep_end(
     if run_id is None:
         return None
     return _mlflow_runs().end_sweep(settings, run_id, Path(sweep_dir), rows)
+
+
+def job_run_name(job: int, overrides: list[str]) -> str:
+    """A sweep job's run name: its number and the overrides that say what it does."""
+    chosen = [o for o in overrides if not o.lstrip("+~").startswith(_PLUMBING)]
+    return f"job {job}: {' '.join(chosen)}" if chosen else f"job {job}"
 
 
 def _mlflow_runs() -> Any:

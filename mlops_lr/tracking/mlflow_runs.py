@@ -1,5 +1,6 @@
-"""MLflow runs, logged models and the registry for ``tracking=mlflow`` (the only module that
-imports MLflow; see :mod:`mlops_lr.tracking`).
+"""MLflow runs, logged models and the registry for ``tracking=mlflow``: the only module of the
+pipeline that imports MLflow (``pyfunc_model.py`` is the logged model's own code, which MLflow
+runs). See :mod:`mlops_lr.tracking`.
 
 Runs are created with :class:`mlflow.MlflowClient` and made active by id, never by
 ``start_run(parent_run_id=…)``: with ``MLFLOW_RUN_ID`` set, that silently resumes the parent
@@ -9,13 +10,16 @@ started at once (a parallel sweep, two terminals) do not race to create its tabl
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
 import math
 import platform
 import shutil
+import sys
 import tempfile
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -34,10 +38,10 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 import mlops_lr
 from mlops_lr import artifacts
-from mlops_lr.artifacts import MANIFEST, MODEL_FILE, SAMPLES_FILE
+from mlops_lr.artifacts import MANIFEST, MODEL_FILE
 from mlops_lr.config import Config, MlflowTrackingConfig, as_dict, registry_parts
-from mlops_lr.exceptions import ArtifactError, ConfigError, TrackingError
-from mlops_lr.predictor import LinearPredictor, load_model_directory
+from mlops_lr.exceptions import ArtifactError, ConfigError, TrackingError, first_line
+from mlops_lr.predictor import LinearPredictor, load_model_directory, saved_samples
 from mlops_lr.sweep import best_setting
 from mlops_lr.tracking import PARENT_RUN_FILE
 
@@ -60,44 +64,57 @@ PACKAGE_DIR = Path(mlops_lr.__file__).parent
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 # The pyfunc model's one artifact: the saved model's directory, as logged.
 ARTIFACT = "mlops_lr"
+FINISHED, FAILED, KILLED = (
+    RunStatus.to_string(status)
+    for status in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
+)
 
 
 def client(settings: MlflowTrackingConfig) -> MlflowClient:
     """A client of the configured store; a local SQLite database is created (under a lock)
     if it does not exist yet."""
     uri = settings.tracking_uri
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    database = _sqlite_path(uri)
-    if database is None:
-        return MlflowClient(uri, uri)
-    with artifacts.locked(database.parent), _errors(f"the tracking store {uri}"):
-        tracking = MlflowClient(uri, uri)
-        tracking.search_experiments(max_results=1)  # creates or upgrades the tables
+    with _errors(f"the tracking store {uri}"):
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        database = _sqlite_path(uri)
+        if database is None:
+            return MlflowClient(uri, uri)
+        with artifacts.locked(database.parent):
+            tracking = MlflowClient(uri, uri)
+            tracking.search_experiments(max_results=1)  # creates or upgrades the tables
     return tracking
 
 
 def _sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///<path>`` URI (None: not a local SQLite store)."""
-    if not uri.startswith("sqlite:///") or uri == "sqlite:///:memory:":
+    """The database file of a ``sqlite:///<path>`` URI, decoded as SQLAlchemy decodes it
+    (None: not a local SQLite store)."""
+    if not uri.startswith("sqlite:///"):
         return None
-    return Path(uri.removeprefix("sqlite:///"))
+    return Path(urllib.parse.unquote(uri.removeprefix("sqlite:///").split("?")[0]))
 
 
 @contextlib.contextmanager
 def _errors(what: str) -> Iterator[None]:
-    """MLflow's and the network's errors as one line naming ``what`` failed."""
+    """MLflow's, the database's and the network's errors as one line naming ``what`` failed."""
     try:
         yield
     except MlflowException as error:
-        raise TrackingError(f"{what}: {_first_line(error.message)}") from None
-    except OSError as error:  # connection refused, DNS, disk (requests' errors are OSErrors)
-        raise TrackingError(f"{what}: {_first_line(str(error))}") from None
+        raise TrackingError(f"{what}: {first_line(error.message)}") from None
+    except ModuleNotFoundError as error:  # a database driver MLflow needs (psycopg, pymysql)
+        raise TrackingError(f"{what}: needs {error.name} (pip install {error.name})") from None
+    except Exception as error:  # SQLAlchemy's (not a database, unwritable) and requests' errors
+        if not _is_store_error(error):
+            raise
+        raise TrackingError(f"{what}: {first_line(error) or type(error).__name__}") from None
 
 
-def _first_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[0].strip() if lines else "failed"
+def _is_store_error(error: Exception) -> bool:
+    """An error of the store's or the connection's: SQLAlchemy's, or an OSError (requests'
+    connection errors are OSErrors)."""
+    if isinstance(error, OSError):
+        return True
+    return type(error).__module__.split(".")[0] == "sqlalchemy"
 
 
 def experiment_id(tracking: MlflowClient, settings: MlflowTrackingConfig) -> str:
@@ -131,7 +148,6 @@ class StageRun:
     """An active MLflow run of one stage (see :class:`mlops_lr.tracking.Run`)."""
 
     config: Config
-    tracking: MlflowClient
     run_id: str
 
     def log_outcome(
@@ -139,45 +155,48 @@ class StageRun:
     ) -> None:
         directory = Path(directory)
         manifest = artifacts.read_manifest(directory)
-        numbers = _numbers(metrics)
         tags = _lineage_tags(manifest)
         if model is not None:
             tags[TAG + "model"] = model
         if "quality" in metrics:  # a quantized model's verdict (excellent … poor)
             tags[TAG + "quality"] = str(metrics["quality"])
-        with _errors("logging the run"):
-            mlflow.log_metrics(numbers)
+        # The stage's files are in place by now: say so if logging them fails.
+        with _errors(f"{directory} was written, but logging the run failed"):
+            mlflow.log_metrics(_numbers(metrics))
             mlflow.set_tags(tags)
             with tempfile.TemporaryDirectory() as staging:
                 copied = _copy_logged_files(directory, manifest, Path(staging))
                 mlflow.log_artifacts(str(copied))
-        if model is not None and self.config.tracking.log_models:
-            self.log_model(load_model_directory(directory, model), directory)
+            if model is not None and self.config.tracking.log_models:
+                self.log_model(load_model_directory(directory, model), directory)
 
     def log_model(self, predictor: LinearPredictor, directory: Path) -> str:
         """Log ``predictor`` (saved in ``directory``) as this run's pyfunc model ``model``;
         returns its ``models:/`` URI (also the run's tag ``mlops_lr.model_uri``)."""
         manifest = artifacts.read_manifest(directory)
-        example = _input_example(Path(self.config.paths.artifacts_dir), predictor)
+        sha256 = str(predictor.details["sha256"])
+        search_path = list(sys.path)
         with tempfile.TemporaryDirectory() as staging, _errors("logging the model"):
             staging = Path(staging)
             packaged = _copy_logged_files(directory, manifest, staging / ARTIFACT)
             code = staging / "code" / PACKAGE_DIR.name
             shutil.copytree(PACKAGE_DIR, code, ignore=shutil.ignore_patterns("__pycache__"))
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(PYFUNC_CODE),
-                artifacts={ARTIFACT: str(packaged)},
-                code_paths=[str(code)],
-                signature=signature(predictor),
-                input_example=example,
-                pip_requirements=[f"{name}=={_version(name)}" for name in PYFUNC_REQUIREMENTS],
-                tags={MODEL_SHA256: str(predictor.details["sha256"])},
-                metadata={"feature_kinds": feature_kinds(predictor)},
-            )
-            mlflow.set_tags(
-                {MODEL_SHA256: str(predictor.details["sha256"]), MODEL_URI: info.model_uri}
-            )
+            try:
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=str(PYFUNC_CODE),
+                    artifacts={ARTIFACT: str(packaged)},
+                    code_paths=[str(code)],
+                    signature=signature(predictor),
+                    input_example=_input_example(self.config.paths.artifacts_dir, predictor),
+                    pip_requirements=[f"{name}=={_version(name)}" for name in PYFUNC_REQUIREMENTS],
+                    tags={MODEL_SHA256: sha256},
+                    metadata={"feature_kinds": feature_kinds(predictor)},
+                )
+            finally:
+                # Validating the input example puts the staged code on sys.path for good.
+                sys.path[:] = search_path
+            mlflow.set_tags({MODEL_SHA256: sha256, MODEL_URI: info.model_uri})
         return str(info.model_uri)
 
 
@@ -202,22 +221,20 @@ def feature_kinds(predictor: LinearPredictor) -> dict[str, str]:
     }
 
 
-def _input_example(artifacts_dir: Path, predictor: LinearPredictor) -> Any:
+def _input_example(artifacts_dir: str, predictor: LinearPredictor) -> Any:
     """The first test rows saved with the float model, as a DataFrame (None: none saved for
     these features)."""
     import pandas as pd
 
     try:
-        samples = json.loads(artifacts.read_verified(artifacts_dir, SAMPLES_FILE))
+        rows = saved_samples(artifacts_dir, predictor.feature_names)
     except ArtifactError:
         return None
-    if tuple(samples.get("feature_names", ())) != predictor.feature_names:
-        return None
-    frame = pd.DataFrame(samples["X"], columns=list(predictor.feature_names))
-    categorical = set(predictor.folded.categorical_names)
-    for name in predictor.feature_names:
-        frame[name] = frame[name].astype(object if name in categorical else "float64")
-    return frame
+    frame = pd.DataFrame(rows, columns=list(predictor.feature_names))
+    kinds = feature_kinds(predictor)
+    return frame.astype(
+        {name: object if kind == "categorical" else "float64" for name, kind in kinds.items()}
+    )
 
 
 def _copy_logged_files(directory: Path, manifest: Mapping[str, Any], target: Path) -> Path:
@@ -265,11 +282,11 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _params(config: Config, stage: str) -> dict[str, str]:
+def _params(config: Config) -> dict[str, str]:
     """The resolved config of the groups that made this run's model, flattened
     (``model.alpha``, ``quantization.bits``)."""
     params = {"stage": config.stage}
-    for group in (*MODEL_GROUPS, *STAGE_GROUPS.get(stage, ())):
+    for group in (*MODEL_GROUPS, *STAGE_GROUPS.get(config.stage, ())):
         params.update(_flatten(group, as_dict(getattr(config, group))))
     return params
 
@@ -285,8 +302,9 @@ def _flatten(prefix: str, node: Any) -> dict[str, str]:
 
 @contextlib.contextmanager
 def stage_run(config: Config, name: str) -> Iterator[StageRun]:
-    """Create the run (nested under ``tracking.parent_run_id`` if set), log the config and the
-    versions, make it active for the block, and end it with the block's outcome."""
+    """Create the run (nested under ``tracking.parent_run_id`` if set, or under the caller's
+    active run), log the config and the versions, make it active for the block, and end it
+    with the block's outcome."""
     settings = config.tracking
     tracking = client(settings)
     experiment = experiment_id(tracking, settings)
@@ -296,33 +314,39 @@ def stage_run(config: Config, name: str) -> Iterator[StageRun]:
         TAG + "version.mlops-lr": mlops_lr.__version__,
         TAG + "version.python": platform.python_version(),
     }
-    if settings.parent_run_id is not None:
-        with _errors(f"tracking.parent_run_id={settings.parent_run_id}"):
-            tracking.get_run(settings.parent_run_id)
-        tags[MLFLOW_PARENT_RUN_ID] = settings.parent_run_id
+    outer = mlflow.active_run()  # a notebook's or a script's own run: ours nests under it
+    parent = settings.parent_run_id or (outer.info.run_id if outer is not None else None)
+    if parent is not None:
+        try:
+            tracking.get_run(parent)
+        except MlflowException:
+            raise ConfigError(f"tracking.parent_run_id={parent!r}: there is no such run") from None
+        tags[MLFLOW_PARENT_RUN_ID] = parent
     with _errors("starting the run"):
-        run = tracking.create_run(experiment, tags=tags, run_name=settings.run_name or name)
-    run_id = run.info.run_id
-    status = RunStatus.to_string(RunStatus.FAILED)
+        run_id = tracking.create_run(
+            experiment, tags=tags, run_name=settings.run_name or name
+        ).info.run_id
+    status = FAILED
     try:
         with _errors("starting the run"):
-            mlflow.start_run(run_id=run_id)
-            mlflow.log_params(_params(config, config.stage))
-        yield StageRun(config, tracking, run_id)
-        status = RunStatus.to_string(RunStatus.FINISHED)
+            mlflow.start_run(run_id=run_id, nested=outer is not None)
+            mlflow.log_params(_params(config))
+        yield StageRun(config, run_id)
+        status = FINISHED
         print(
             f"MLflow run {run_id} (experiment {settings.experiment!r} at {settings.tracking_uri})"
         )
     except (KeyboardInterrupt, SystemExit):
-        status = RunStatus.to_string(RunStatus.KILLED)
+        status = KILLED
         raise
     except Exception as error:
         with contextlib.suppress(Exception):
-            tracking.set_tag(run_id, TAG + "error", _first_line(str(error))[:5000])
+            tracking.set_tag(run_id, TAG + "error", first_line(error)[:5000])
         raise
     finally:
-        if mlflow.active_run() is not None:
-            mlflow.end_run(status)
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == run_id:
+            mlflow.end_run(status)  # ours only: a caller's run stays active
         else:
             with contextlib.suppress(Exception):
                 tracking.set_terminated(run_id, status)
@@ -349,27 +373,39 @@ def register_saved(config: Config, predictor: LinearPredictor, directory: Path) 
         with stage_run(config, f"register {predictor.name}") as run:
             model_uri = run.log_model(predictor, directory)
             run_id = run.run_id
-    version = register_version(settings, model_uri, predictor.name, run_id)
+    version = register_version(tracking, settings, model_uri, predictor.name, run_id)
     return {"model_uri": model_uri, "run_id": run_id, **version}
 
 
 def register_version(
-    settings: MlflowTrackingConfig, model_uri: str, model: str, run_id: str
+    tracking: MlflowClient, settings: MlflowTrackingConfig, model_uri: str, model: str, run_id: str
 ) -> dict[str, Any]:
-    """A new version of ``settings.registered_model`` from ``model_uri``, with ``settings.alias``
-    pointing at it."""
-    tracking = client(settings)
+    """The version of ``settings.registered_model`` made from ``model_uri`` (a new one unless
+    it was registered before), with ``settings.alias`` pointing at it."""
     name = settings.registered_model
     with _errors(f"registering {model!r} as {name!r}"):
-        with contextlib.suppress(MlflowException):  # it exists already
+        try:
             tracking.create_registered_model(name)
-        version = tracking.create_model_version(
-            name, model_uri, run_id=run_id, tags={TAG + "model": model}
-        )
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        existing = [
+            version
+            for version in tracking.search_model_versions(f"name = '{name}'")
+            if version.source == model_uri
+        ]
+        if existing:
+            version, new = existing[0], False
+        else:
+            version = tracking.create_model_version(
+                name, model_uri, run_id=run_id, tags={TAG + "model": model}
+            )
+            new = True
         tracking.set_registered_model_alias(name, settings.alias, version.version)
     return {
         "registered_model": name,
         "version": int(version.version),
+        "new_version": new,
         "alias": settings.alias,
         "uri": f"models:/{name}@{settings.alias}",
     }
@@ -377,11 +413,11 @@ def register_version(
 
 def load_registered(settings: MlflowTrackingConfig, uri: str) -> LinearPredictor:
     """The registered version ``uri`` names (an alias resolved now), loaded from its folded
-    JSON and verified against its manifest, as the server loads a saved model. Its name is
-    the registered model's; ``details`` say which version and which saved model it was."""
+    JSON and verified against its manifest, as a saved model is loaded. Its name is the
+    registered model's; ``details`` say which version and which saved model it was."""
     tracking = client(settings)
     name, alias, number = registry_parts(uri)
-    with _errors(f"serving {uri}"):
+    with _errors(f"loading {uri}"):
         version = (
             tracking.get_model_version_by_alias(name, alias)
             if alias is not None
@@ -403,54 +439,68 @@ def load_registered(settings: MlflowTrackingConfig, uri: str) -> LinearPredictor
 
 
 def start_sweep(settings: MlflowTrackingConfig, sweep_dir: Path, overrides: list[str]) -> None:
-    """The sweep's parent run (RUNNING until :func:`end_sweep`), its id written for the jobs."""
+    """The sweep's parent run (RUNNING until :func:`end_sweep`), its id written for the jobs.
+    A sweep stopped before its end (Ctrl-C, SIGTERM) ends the run KILLED on the way out."""
     tracking = client(settings)
     experiment = experiment_id(tracking, settings)
     with _errors("starting the sweep's run"):
-        run = tracking.create_run(
+        run_id = tracking.create_run(
             experiment,
             run_name=settings.run_name or f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",
             tags={TAG + "stage": "sweep", TAG + "sweep_dir": str(sweep_dir)},
-        )
-        tracking.log_param(run.info.run_id, "overrides", " ".join(overrides) or "(none)")
+        ).info.run_id
+        tracking.log_param(run_id, "overrides", " ".join(overrides) or "(none)")
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / PARENT_RUN_FILE).write_bytes(artifacts.json_bytes({"run_id": run.info.run_id}))
+    (sweep_dir / PARENT_RUN_FILE).write_bytes(artifacts.json_bytes({"run_id": run_id}))
+    atexit.register(_end_if_running, tracking, run_id, KILLED)
 
 
 def end_sweep(
     settings: MlflowTrackingConfig, run_id: str, sweep_dir: Path, rows: list[dict[str, Any]]
 ) -> str | None:
-    """Log the sweep's report on its parent run, mark children a crash left RUNNING as
-    FAILED, register the best setting (``register_best``, if no job failed) and end the
-    parent run FINISHED, or FAILED if a job failed."""
+    """Log the sweep's report on its parent run, register the best setting (``register_best``,
+    if no job failed) and end the parent run FINISHED, or FAILED if a job failed or this
+    does; children a crash left RUNNING are marked FAILED. Returns what was registered."""
     tracking = client(settings)
     failed = sum(row["status"] != "ok" for row in rows)
-    registered = None
-    with _errors("ending the sweep's run"):
-        for name in ("sweep_results.csv", "sweep_results.md", "sweep.png"):
-            if (sweep_dir / name).exists():
-                tracking.log_artifact(run_id, str(sweep_dir / name))
-        tracking.log_metric(run_id, "jobs", len(rows))
-        tracking.log_metric(run_id, "failed_jobs", failed)
-        experiment = tracking.get_run(run_id).info.experiment_id
-        for child in tracking.search_runs(
-            [experiment],
-            filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run_id}' "
-            "and attributes.status = 'RUNNING'",
-        ):
-            tracking.set_terminated(child.info.run_id, RunStatus.to_string(RunStatus.FAILED))
-        if settings.register_best:
-            registered = _register_best(settings, tracking, rows, failed)
-        tracking.set_terminated(
-            run_id, RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED)
-        )
+    status = FAILED
+    try:
+        with _errors("ending the sweep's run"):
+            for name in ("sweep_results.csv", "sweep_results.md", "sweep.png"):
+                if (sweep_dir / name).exists():
+                    tracking.log_artifact(run_id, str(sweep_dir / name))
+            tracking.log_metric(run_id, "jobs", len(rows))
+            tracking.log_metric(run_id, "failed_jobs", failed)
+            registered = (
+                _register_best(settings, tracking, rows) if settings.register_best else None
+            )
+        status = FAILED if failed else FINISHED
+    finally:
+        _end_if_running(tracking, run_id, status)
     return registered
 
 
+def _end_if_running(tracking: MlflowClient, run_id: str, status: str) -> None:
+    """End the sweep's parent run with ``status``, and its children still RUNNING (they
+    crashed or were stopped) FAILED or KILLED; nothing if the parent has ended already."""
+    with contextlib.suppress(Exception):
+        parent = tracking.get_run(run_id)
+        if parent.info.status != "RUNNING":
+            return
+        children = tracking.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run_id}' "
+            "and attributes.status = 'RUNNING'",
+        )
+        for child in children:
+            tracking.set_terminated(child.info.run_id, FAILED if status != KILLED else KILLED)
+        tracking.set_terminated(run_id, status)
+
+
 def _register_best(
-    settings: MlflowTrackingConfig, tracking: MlflowClient, rows: list[dict[str, Any]], failed: int
+    settings: MlflowTrackingConfig, tracking: MlflowClient, rows: list[dict[str, Any]]
 ) -> str:
-    if failed:
+    if any(row["status"] != "ok" for row in rows):
         return "Not registered: a sweep with failed jobs registers nothing"
     best = best_setting(rows, settings.max_r2_loss)
     if best is None:
@@ -458,12 +508,9 @@ def _register_best(
             "Not registered: no quantized setting's test R² is within "
             f"tracking.max_r2_loss={settings.max_r2_loss:g} of its float model's"
         )
-    run = tracking.get_run(str(best.get("mlflow_run_id")))
-    model_uri = run.data.tags.get(MODEL_URI)
-    if model_uri is None:
-        raise ConfigError("tracking.register_best needs the jobs' models: tracking.log_models=true")
+    run = tracking.get_run(str(best["mlflow_run_id"]))
     label = f"sweep job {best['job']}"
-    version = register_version(settings, model_uri, label, run.info.run_id)
+    version = register_version(tracking, settings, run.data.tags[MODEL_URI], label, run.info.run_id)
     setting = f"{best['bits']} bits, {best['rounding']} rounding, {best['granularity']}"
     if best.get("model"):
         setting += f", {best['model']}"
