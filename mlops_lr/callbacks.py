@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,7 +30,8 @@ class SweepReport(Callback):
             if settings is not None:
                 from mlops_lr import tracking
 
-                overrides = list(config.hydra.overrides.task)
+                # As written: resolving them would fail on a job's own ${hydra:…} values.
+                overrides = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
                 tracking.sweep_start(settings, config.hydra.sweep.dir, overrides)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -67,6 +69,8 @@ def _tracking(config: DictConfig) -> MlflowTrackingConfig | None:
     node = OmegaConf.select(config, "tracking")
     if node is None or node.get("name") != "mlflow":
         return None
+    node = node.copy()
+    node.run_name = None  # a job's own name (it may say ${hydra:job.num}); the parent has its own
     try:
         settings = OmegaConf.to_object(node)
     except OmegaConfBaseException as error:
@@ -80,9 +84,13 @@ def _tracking(config: DictConfig) -> MlflowTrackingConfig | None:
 @contextlib.contextmanager
 def _one_line() -> Iterator[None]:
     """A user's error (the tracking store is unreachable, the extra not installed) as one line
-    and its exit code, as the command line reports it."""
+    and its exit code, as the command line reports it; anything else with its traceback. Either
+    ends the multirun: Hydra would make an exception a warning and go on."""
     try:
         yield
     except MlopsLrError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(error.exit_code) from None
+    except Exception:  # a bug: Hydra would make it a warning and exit 0
+        traceback.print_exc()
+        raise SystemExit(1) from None

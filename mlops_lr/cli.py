@@ -51,12 +51,12 @@ def _run(cfg: DictConfig) -> None:
 
 
 def _nest_in_sweep(config: Config) -> None:
-    """A tracked sweep job's run: a child of the sweep's parent run, named by its job number
-    and overrides (unless the config says otherwise)."""
+    """A tracked sweep job's run: a child of the sweep's parent run (itself a child of
+    ``tracking.parent_run_id`` if set), named by its job number and overrides (unless the
+    config names it)."""
     hydra_config = HydraConfig.get()
     settings = config.tracking
-    if settings.parent_run_id is None:
-        settings.parent_run_id = tracking.sweep_parent(hydra_config.sweep.dir)
+    settings.parent_run_id = tracking.sweep_parent(hydra_config.sweep.dir) or settings.parent_run_id
     if settings.run_name is None:
         settings.run_name = tracking.job_run_name(
             hydra_config.job.num, list(hydra_config.overrides.task)

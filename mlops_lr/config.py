@@ -8,6 +8,7 @@ except :func:`register_configs`, so the schema is usable without it.
 
 import math
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, List, Optional
 
@@ -671,18 +672,20 @@ class ExportConfig:
 TRACKERS = ("none", "mlflow")
 
 
-# Where MLflow keeps runs: a database (sqlite:///<path>, postgresql://…) or a tracking server
-# (http(s)://, databricks); MLflow 3.13+ refuses the file store (a path, file:).
-_TRACKING_URI = re.compile(r"[a-z][a-z0-9+.-]*:.+")
+# Where MLflow keeps runs: a database (sqlite:///<path>, postgresql://…), a tracking server
+# (http(s)://), or Databricks; MLflow 3.13+ refuses the file store (a path, file:).
+_TRACKING_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:.+|databricks(-uc)?")
 
 
 def _tracking_uri_problem(uri: str) -> str | None:
     """Why ``uri`` cannot be a tracking store (None: it can)."""
-    if uri.startswith("file:") or _TRACKING_URI.fullmatch(uri) is None:
+    if uri.lower().startswith("file:") or _TRACKING_URI.fullmatch(uri) is None:
         return "MLflow 3.13+ refuses the file store (a path or file:)"
-    if uri.startswith("sqlite:"):
-        path = uri.removeprefix("sqlite:///")
-        if not uri.startswith("sqlite:///") or not path.strip() or path == ":memory:":
+    if uri.lower().startswith("sqlite:"):
+        path, _, query = uri[len("sqlite:///") :].partition("?")
+        path = urllib.parse.unquote(path)
+        in_memory = path in ("", ":memory:") or path.startswith("file::memory:")
+        if not uri.startswith("sqlite:///") or in_memory or "mode=memory" in query:
             return "an in-memory or unnamed SQLite database keeps nothing"
     return None
 

@@ -367,6 +367,8 @@ def test_register_refuses_a_stale_model_and_unknown_registry_names(cli, tmp_path
         (("tracking=mlflow", "tracking.tracking_uri=mlruns"), "refuses the file store"),
         (("tracking=mlflow", "tracking.tracking_uri=sqlite:///:memory:"), "keeps nothing"),
         (("tracking=mlflow", "tracking.tracking_uri=sqlite:///"), "keeps nothing"),
+        (("tracking=mlflow", "tracking.tracking_uri='sqlite:///:memory:?cache=shared'"), "keeps"),
+        (("tracking=mlflow", "tracking.tracking_uri=sqlite:///%3Amemory%3A"), "keeps nothing"),
         (("tracking=mlflow", "tracking.registered_model='a#b'"), "letters, digits, spaces"),
         (
             ("tracking=mlflow", "tracking.register_best=true", "tracking.log_models=false"),
@@ -392,8 +394,9 @@ def test_an_unreachable_server_is_one_line_and_leaves_no_artifact(
     ("store_uri", "expected"),
     [
         ("foo://bar", "the tracking store foo://bar: "),
-        ("postgresql://user@127.0.0.1:9/db", "needs psycopg"),
+        ("postgresql://user@127.0.0.1:9/db", "needs the Python module psycopg"),
         ("sqlite:///{tmp_path}/not-a-database.db", "file is not a database"),
+        ("sqlite:///{tmp_path}", "is a directory"),
     ],
 )
 def test_a_store_that_cannot_be_used_is_one_line(
@@ -406,25 +409,61 @@ def test_a_store_that_cannot_be_used_is_one_line(
     assert not (tmp_path / "artifacts" / "model.joblib").exists()
 
 
-def test_a_run_started_inside_a_callers_run_nests_under_it_and_leaves_it_running(
-    cli, tmp_path: Path
-) -> None:
+def test_a_stage_in_a_process_with_its_own_mlflow_state(cli, tmp_path: Path) -> None:
+    """Called from a script: another experiment set is overridden; an active run of the
+    script's own is refused, not ended (nesting is said with tracking.parent_run_id)."""
     client = store(tmp_path)
-    experiment = client.create_experiment("mlops-lr")
-    with mlflow.start_run(experiment_id=experiment) as outer:
+    mine = client.create_experiment("mine")
+    mlflow.set_experiment(experiment_id=mine)
+    assert cli("stage=train", *TRACKED).returncode == 0
+    with mlflow.start_run(experiment_id=mine) as outer:
         result = cli("stage=train", *TRACKED)
-        assert result.returncode == 0, result.stderr
+        assert_one_line_error(result, "an MLflow run (", exit_code=5)
         assert mlflow.active_run().info.run_id == outer.info.run_id
-    (train,) = [r for r in runs(client) if r.info.run_id != outer.info.run_id]
-    assert train.data.tags["mlflow.parentRunId"] == outer.info.run_id
-    assert train.info.status == "FINISHED"
+        result = cli("stage=train", *TRACKED, f"tracking.parent_run_id={outer.info.run_id}")
+    assert_one_line_error(result, "is active in this process", exit_code=5)
     assert client.get_run(outer.info.run_id).info.status == "FINISHED"  # ended by its owner
+    (train,) = runs(client)
+    assert train.info.status == "FINISHED"
+    result = cli("stage=train", *TRACKED, f"tracking.parent_run_id={outer.info.run_id}")
+    assert result.returncode == 0, result.stderr
+    nested = client.get_run(runs(client)[-1].info.run_id)
+    assert nested.data.tags["mlflow.parentRunId"] == outer.info.run_id
 
 
 def test_a_tracked_sweep_with_an_impossible_setting_stops_before_any_job(tmp_path: Path) -> None:
     result = sweep(tmp_path, "quantization.bits=2,4", "tracking.alias=latest")
     assert_one_line_error(result, "tracking.alias='latest' is not allowed", exit_code=2)
     assert not (tmp_path / "sweep" / "0").exists()
+
+
+def test_a_sweep_with_per_job_values_keeps_its_parent_and_names(tmp_path: Path) -> None:
+    """Overrides that only a job can resolve (${hydra:…}) neither stop the parent run nor
+    name it; a job of an earlier, untracked sweep in the same directory is not registered."""
+    first = sweep(
+        tmp_path, "quantization.bits=2,4", "quantization.rounding=nearest", "tracking=none"
+    )
+    assert first.returncode == 0, first.stderr
+    result = sweep(
+        tmp_path,
+        "quantization.bits=16",
+        "quantization.rounding=nearest",
+        "quantization.granularity=per_tensor",
+        "paths.quantized_dir=${hydra:runtime.output_dir}/q",
+        "tracking.run_name=bits-${quantization.bits}-job-${hydra:job.num}",
+        "tracking.register_best=true",
+        "tracking.max_r2_loss=1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr
+    client = store(tmp_path)
+    (parent,) = [r for r in runs(client) if "mlflow.parentRunId" not in r.data.tags]
+    (child,) = [r for r in runs(client) if r.info.run_id != parent.info.run_id]
+    assert parent.info.run_name.startswith("sweep ")
+    assert "paths.quantized_dir=${hydra:runtime.output_dir}/q" in parent.data.params["overrides"]
+    assert child.info.run_name == "bits-16-job-0"
+    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert parent.info.status == "FINISHED"
 
 
 def test_a_tracked_regularisation_path_keeps_one_store_for_jobs_with_their_own_artifacts(

@@ -49,6 +49,8 @@ from mlops_lr.tracking import PARENT_RUN_FILE
 # stages print their own one-line summaries instead.
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)
+# Each retry against an unreachable server is a warning of urllib3's: the error is one line.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 # Our tags (MLflow's own start with "mlflow.").
 TAG = "mlops_lr."
@@ -80,6 +82,8 @@ def client(settings: MlflowTrackingConfig) -> MlflowClient:
         database = _sqlite_path(uri)
         if database is None:
             return MlflowClient(uri, uri)
+        if database.is_dir():  # MLflow would retry opening it for almost two minutes
+            raise TrackingError(f"the tracking store {uri}: {database} is a directory")
         with artifacts.locked(database.parent):
             tracking = MlflowClient(uri, uri)
             tracking.search_experiments(max_results=1)  # creates or upgrades the tables
@@ -101,8 +105,10 @@ def _errors(what: str) -> Iterator[None]:
         yield
     except MlflowException as error:
         raise TrackingError(f"{what}: {first_line(error.message)}") from None
-    except ModuleNotFoundError as error:  # a database driver MLflow needs (psycopg, pymysql)
-        raise TrackingError(f"{what}: needs {error.name} (pip install {error.name})") from None
+    except ModuleNotFoundError as error:  # a database driver MLflow needs (psycopg, MySQLdb)
+        raise TrackingError(
+            f"{what}: needs the Python module {error.name} (install the database's driver)"
+        ) from None
     except Exception as error:  # SQLAlchemy's (not a database, unwritable) and requests' errors
         if not _is_store_error(error):
             raise
@@ -160,15 +166,17 @@ class StageRun:
             tags[TAG + "model"] = model
         if "quality" in metrics:  # a quantized model's verdict (excellent … poor)
             tags[TAG + "quality"] = str(metrics["quality"])
-        # The stage's files are in place by now: say so if logging them fails.
-        with _errors(f"{directory} was written, but logging the run failed"):
-            mlflow.log_metrics(_numbers(metrics))
-            mlflow.set_tags(tags)
-            with tempfile.TemporaryDirectory() as staging:
-                copied = _copy_logged_files(directory, manifest, Path(staging))
-                mlflow.log_artifacts(str(copied))
+        try:
+            with _errors("logging the run"):
+                mlflow.log_metrics(_numbers(metrics))
+                mlflow.set_tags(tags)
+                with tempfile.TemporaryDirectory() as staging:
+                    copied = _copy_logged_files(directory, manifest, Path(staging))
+                    mlflow.log_artifacts(str(copied))
             if model is not None and self.config.tracking.log_models:
                 self.log_model(load_model_directory(directory, model), directory)
+        except TrackingError as error:  # the stage's files are in place: say so
+            raise TrackingError(f"{directory} was written, but {error}") from None
 
     def log_model(self, predictor: LinearPredictor, directory: Path) -> str:
         """Log ``predictor`` (saved in ``directory``) as this run's pyfunc model ``model``;
@@ -302,9 +310,9 @@ def _flatten(prefix: str, node: Any) -> dict[str, str]:
 
 @contextlib.contextmanager
 def stage_run(config: Config, name: str) -> Iterator[StageRun]:
-    """Create the run (nested under ``tracking.parent_run_id`` if set, or under the caller's
-    active run), log the config and the versions, make it active for the block, and end it
-    with the block's outcome."""
+    """Create the run (nested under ``tracking.parent_run_id`` if set), log the config and the
+    versions, make it active for the block, and end it with the block's outcome. The process's
+    MLflow state (tracking URI, experiment) becomes this run's; another active run is refused."""
     settings = config.tracking
     tracking = client(settings)
     experiment = experiment_id(tracking, settings)
@@ -314,14 +322,19 @@ def stage_run(config: Config, name: str) -> Iterator[StageRun]:
         TAG + "version.mlops-lr": mlops_lr.__version__,
         TAG + "version.python": platform.python_version(),
     }
-    outer = mlflow.active_run()  # a notebook's or a script's own run: ours nests under it
-    parent = settings.parent_run_id or (outer.info.run_id if outer is not None else None)
-    if parent is not None:
+    if mlflow.active_run() is not None:
+        raise TrackingError(
+            f"an MLflow run ({mlflow.active_run().info.run_id}) is active in this process: end "
+            "it first, or nest under it with tracking.parent_run_id"
+        )
+    if settings.parent_run_id is not None:
         try:
-            tracking.get_run(parent)
+            tracking.get_run(settings.parent_run_id)
         except MlflowException:
-            raise ConfigError(f"tracking.parent_run_id={parent!r}: there is no such run") from None
-        tags[MLFLOW_PARENT_RUN_ID] = parent
+            raise ConfigError(
+                f"tracking.parent_run_id={settings.parent_run_id!r}: there is no such run"
+            ) from None
+        tags[MLFLOW_PARENT_RUN_ID] = settings.parent_run_id
     with _errors("starting the run"):
         run_id = tracking.create_run(
             experiment, tags=tags, run_name=settings.run_name or name
@@ -329,7 +342,10 @@ def stage_run(config: Config, name: str) -> Iterator[StageRun]:
     status = FAILED
     try:
         with _errors("starting the run"):
-            mlflow.start_run(run_id=run_id, nested=outer is not None)
+            # The fluent API (which log_model needs) checks the run against the process's
+            # active experiment: make it this one.
+            mlflow.set_experiment(experiment_id=experiment)
+            mlflow.start_run(run_id=run_id)
             mlflow.log_params(_params(config))
         yield StageRun(config, run_id)
         status = FINISHED
@@ -344,9 +360,8 @@ def stage_run(config: Config, name: str) -> Iterator[StageRun]:
             tracking.set_tag(run_id, TAG + "error", first_line(error)[:5000])
         raise
     finally:
-        active = mlflow.active_run()
-        if active is not None and active.info.run_id == run_id:
-            mlflow.end_run(status)  # ours only: a caller's run stays active
+        if mlflow.active_run() is not None:
+            mlflow.end_run(status)
         else:
             with contextlib.suppress(Exception):
                 tracking.set_terminated(run_id, status)
@@ -444,10 +459,11 @@ def start_sweep(settings: MlflowTrackingConfig, sweep_dir: Path, overrides: list
     tracking = client(settings)
     experiment = experiment_id(tracking, settings)
     with _errors("starting the sweep's run"):
+        tags = {TAG + "stage": "sweep", TAG + "sweep_dir": str(sweep_dir)}
+        if settings.parent_run_id is not None:
+            tags[MLFLOW_PARENT_RUN_ID] = settings.parent_run_id
         run_id = tracking.create_run(
-            experiment,
-            run_name=settings.run_name or f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",
-            tags={TAG + "stage": "sweep", TAG + "sweep_dir": str(sweep_dir)},
+            experiment, run_name=f"sweep {sweep_dir.parent.name}/{sweep_dir.name}", tags=tags
         ).info.run_id
         tracking.log_param(run_id, "overrides", " ".join(overrides) or "(none)")
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -508,7 +524,10 @@ def _register_best(
             "Not registered: no quantized setting's test R² is within "
             f"tracking.max_r2_loss={settings.max_r2_loss:g} of its float model's"
         )
-    run = tracking.get_run(str(best["mlflow_run_id"]))
+    run_id = best.get("mlflow_run_id")
+    if not isinstance(run_id, str) or not run_id:  # a job of an earlier, untracked sweep
+        return f"Not registered: the best setting, job {best['job']}, has no MLflow run"
+    run = tracking.get_run(run_id)
     label = f"sweep job {best['job']}"
     version = register_version(tracking, settings, run.data.tags[MODEL_URI], label, run.info.run_id)
     setting = f"{best['bits']} bits, {best['rounding']} rounding, {best['granularity']}"
