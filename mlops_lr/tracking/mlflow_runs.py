@@ -468,6 +468,10 @@ def start_sweep(settings: MlflowTrackingConfig, sweep_dir: Path, overrides: list
         tracking.log_param(run_id, "overrides", " ".join(overrides) or "(none)")
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / PARENT_RUN_FILE).write_bytes(artifacts.json_bytes({"run_id": run_id}))
+    print(
+        f"MLflow run {run_id}: the sweep's, each job's run nested under it (experiment "
+        f"{settings.experiment!r} at {settings.tracking_uri})"
+    )
     atexit.register(_end_if_running, tracking, run_id, KILLED)
 
 
