@@ -359,7 +359,7 @@ def test_register_refuses_a_stale_model_and_unknown_registry_names(cli, tmp_path
     ("overrides", "expected"),
     [
         (("serve.model=models:/mlops-lr@champion",), "serve.model='models:/mlops-lr@champion'"),
-        (("tracking=mlflow", "tracking.tracking_uri=file:///tmp/mlruns"), "refuses the file store"),
+        (("tracking=mlflow", "tracking.tracking_uri=file:mlruns"), "refuses the file store"),
         (("tracking=mlflow", "tracking.alias=latest"), "tracking.alias='latest' is not allowed"),
         (("tracking=mlflow", "tracking.registered_model=a/b"), "letters, digits, spaces"),
         (("tracking=mlflow", "tracking.max_r2_loss=-1"), "tracking.max_r2_loss=-1.0"),
