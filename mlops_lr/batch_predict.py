@@ -42,8 +42,8 @@ import numpy as np
 
 from mlops_lr import artifacts
 from mlops_lr.config import DEFAULT_NA_VALUES, PREDICTION_OUTPUT_SUFFIXES, PredictConfig
-from mlops_lr.exceptions import ConfigError, DataError
-from mlops_lr.files import first_line, is_parquet, numbers, numeric_markers, resolve_paths
+from mlops_lr.exceptions import ConfigError, DataError, first_line
+from mlops_lr.files import is_parquet, numbers, numeric_markers, resolve_paths
 from mlops_lr.folded import NUMERIC, FoldedModel
 from mlops_lr.predictor import PREDICTION_COLUMN, LinearPredictor
 

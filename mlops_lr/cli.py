@@ -82,8 +82,8 @@ def one_line(error: ConfigCompositionException | OverrideParseException) -> str:
         part
         for part in (
             f"cannot parse {override!r}" if override else "",
-            first_line(error).rstrip("."),
-            first_line(error.__cause__ or "").rstrip("."),
+            first_line(str(error)).rstrip("."),
+            first_line(str(error.__cause__ or "")).rstrip("."),
         )
         if part
     ]

@@ -677,15 +677,22 @@ TRACKERS = ("none", "mlflow")
 _TRACKING_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:.+|databricks(-uc)?")
 
 
+def sqlite_database(uri: str) -> str | None:
+    """The database file of a ``sqlite:///<path>`` URI, decoded as SQLAlchemy decodes it
+    (None: not such a URI)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return urllib.parse.unquote(uri[len("sqlite:///") :].partition("?")[0])
+
+
 def _tracking_uri_problem(uri: str) -> str | None:
     """Why ``uri`` cannot be a tracking store (None: it can)."""
     if uri.lower().startswith("file:") or _TRACKING_URI.fullmatch(uri) is None:
         return "MLflow 3.13+ refuses the file store (a path or file:)"
     if uri.lower().startswith("sqlite:"):
-        path, _, query = uri[len("sqlite:///") :].partition("?")
-        path = urllib.parse.unquote(path)
-        in_memory = path in ("", ":memory:") or path.startswith("file::memory:")
-        if not uri.startswith("sqlite:///") or in_memory or "mode=memory" in query:
+        database = sqlite_database(uri)
+        in_memory = database in (None, "", ":memory:") or database.startswith("file::memory:")
+        if in_memory or "mode=memory" in uri.partition("?")[2]:
             return "an in-memory or unnamed SQLite database keeps nothing"
     return None
 

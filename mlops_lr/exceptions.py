@@ -5,9 +5,13 @@ Anything else that escapes is a bug and keeps its traceback.
 
 
 def first_line(message: object) -> str:
-    """The first non-empty line of ``str(message)``, stripped ("" if there is none)."""
+    """The first line of ``str(message)``, stripped: an error that runs over several lines
+    (pyarrow's, Hydra's, MLflow's) as one. An exception without a message is its ``repr``;
+    any other empty text is ""."""
     lines = str(message).strip().splitlines()
-    return lines[0].strip() if lines else ""
+    if lines:
+        return lines[0].strip()
+    return repr(message) if isinstance(message, BaseException) else ""
 
 
 class MlopsLrError(Exception):

@@ -22,12 +22,6 @@ def is_parquet(path: Path) -> bool:
     return path.suffix.lower() in PARQUET_SUFFIXES
 
 
-def first_line(error: BaseException) -> str:
-    """A reader's error (pyarrow's run over several lines) as its first line."""
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else repr(error)
-
-
 def resolve_paths(spec: str) -> tuple[Path, ...]:
     """The CSV or Parquet files that ``spec`` names: a file, a directory (every such file in
     it, recursively) or a glob pattern; sorted, all of one kind.

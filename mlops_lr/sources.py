@@ -28,9 +28,8 @@ from mlops_lr.data import (
     numeric_words,
     text_words,
 )
-from mlops_lr.exceptions import DataError
+from mlops_lr.exceptions import DataError, first_line
 from mlops_lr.files import (
-    first_line,
     is_parquet,
     number_or_nan,
     numbers,

@@ -19,7 +19,6 @@ import platform
 import shutil
 import sys
 import tempfile
-import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -39,7 +38,13 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 import mlops_lr
 from mlops_lr import artifacts
 from mlops_lr.artifacts import MANIFEST, MODEL_FILE
-from mlops_lr.config import Config, MlflowTrackingConfig, as_dict, registry_parts
+from mlops_lr.config import (
+    Config,
+    MlflowTrackingConfig,
+    as_dict,
+    registry_parts,
+    sqlite_database,
+)
 from mlops_lr.exceptions import ArtifactError, ConfigError, TrackingError, first_line
 from mlops_lr.predictor import LinearPredictor, load_model_directory, saved_samples
 from mlops_lr.sweep import best_setting
@@ -91,11 +96,9 @@ def client(settings: MlflowTrackingConfig) -> MlflowClient:
 
 
 def _sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///<path>`` URI, decoded as SQLAlchemy decodes it
-    (None: not a local SQLite store)."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(urllib.parse.unquote(uri.removeprefix("sqlite:///").split("?")[0]))
+    """The database file of a local SQLite store (None: another store)."""
+    database = sqlite_database(uri)
+    return None if database is None else Path(database)
 
 
 @contextlib.contextmanager
@@ -112,7 +115,7 @@ def _errors(what: str) -> Iterator[None]:
     except Exception as error:  # SQLAlchemy's (not a database, unwritable) and requests' errors
         if not _is_store_error(error):
             raise
-        raise TrackingError(f"{what}: {first_line(error) or type(error).__name__}") from None
+        raise TrackingError(f"{what}: {first_line(error)}") from None
 
 
 def _is_store_error(error: Exception) -> bool:
