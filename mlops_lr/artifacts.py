@@ -21,6 +21,8 @@ from typing import Any
 
 from mlops_lr.exceptions import ArtifactError
 from mlops_lr.folded import FoldedModel
+from mlops_lr.folded_classifier import FoldedClassifier, folded_from_dict
+from mlops_lr.quantized_classifier import QuantizedFoldedClassifier, quantized_from_dict
 from mlops_lr.quantized_folded import QuantizedFoldedModel
 
 MANIFEST = "manifest.json"
@@ -148,26 +150,30 @@ def load_verified_joblib(directory: str | Path, name: str) -> Any:
     return joblib.load(io.BytesIO(read_verified(directory, name)))
 
 
-def load_folded(directory: str | Path, name: str = FOLDED_FILE) -> FoldedModel:
-    """Load a folded model (JSON, no pickle) after verifying its digest.
+def load_folded(directory: str | Path, name: str = FOLDED_FILE) -> FoldedModel | FoldedClassifier:
+    """Load a folded model, regressor or classifier (JSON, no pickle), after verifying its
+    digest.
 
     Raises
     ------
     ArtifactError
         The file is missing, modified, or not a valid folded model.
     """
-    return _load_document(directory, name, FoldedModel.from_dict, "folded model")
+    return _load_document(directory, name, folded_from_dict, "folded model")
 
 
-def load_quantized(directory: str | Path, name: str = QUANTIZED_MODEL) -> QuantizedFoldedModel:
-    """Load a quantized model (JSON, no pickle) after verifying its digest.
+def load_quantized(
+    directory: str | Path, name: str = QUANTIZED_MODEL
+) -> QuantizedFoldedModel | QuantizedFoldedClassifier:
+    """Load a quantized model, regressor or classifier (JSON, no pickle), after verifying
+    its digest.
 
     Raises
     ------
     ArtifactError
         The file is missing, modified, or not a valid quantized model.
     """
-    return _load_document(directory, name, QuantizedFoldedModel.from_dict, "quantized model")
+    return _load_document(directory, name, quantized_from_dict, "quantized model")
 
 
 def _load_document(directory: str | Path, name: str, parse: Any, what: str) -> Any:

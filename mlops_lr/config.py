@@ -113,6 +113,14 @@ class CaliforniaDatasetConfig(DatasetConfig):
 
 
 @dataclass
+class BreastCancerDatasetConfig(DatasetConfig):
+    """scikit-learn's bundled breast cancer data (569 rows, 30 features, classes benign and
+    malignant): needs no download."""
+
+    name: str = "breast_cancer"
+
+
+@dataclass
 class DiabetesDatasetConfig(DatasetConfig):
     """scikit-learn's bundled diabetes data (442 rows, 10 features): needs no download."""
 
@@ -460,6 +468,57 @@ class ElasticNetConfig(LassoConfig):
         )
 
 
+# LogisticRegression's penalty: ridge-like (l2, of strength 1/C) or none (C is then unused).
+PENALTIES = ("l2", "none")
+# Its solvers that take an l2 penalty; newton-cholesky (the default) is the one the streamed
+# Newton fit reproduces.
+LOGISTIC_SOLVERS = ("newton-cholesky", "lbfgs", "newton-cg", "sag", "saga")
+
+
+@dataclass
+class LogisticRegressionConfig(ModelConfig):
+    """``sklearn.linear_model.LogisticRegression``: a linear classifier, binary (a logistic
+    link) or multinomial (softmax), minimising the log loss plus ``‖w‖²/(2C)``."""
+
+    TASK: ClassVar[str] = "classification"
+    _target_: str = "sklearn.linear_model.LogisticRegression"
+    C: float = 1.0
+    penalty: str = "l2"
+    solver: str = "newton-cholesky"
+    max_iter: int = 100
+    tol: float = 1e-4
+    # null: every row weighs 1; "balanced": rows weigh n / (classes · rows of their class).
+    class_weight: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        _check(
+            math.isfinite(self.C) and self.C > 0,
+            f"{self.GROUP}.C",
+            self.C,
+            "a finite number > 0 (the inverse penalty strength; penalty=none for no penalty)",
+        )
+        _check_choice(f"{self.GROUP}.penalty", self.penalty, PENALTIES)
+        _check_choice(f"{self.GROUP}.solver", self.solver, LOGISTIC_SOLVERS)
+        _check(self.max_iter > 0, f"{self.GROUP}.max_iter", self.max_iter, "a positive integer")
+        _check(
+            math.isfinite(self.tol) and self.tol > 0,
+            f"{self.GROUP}.tol",
+            self.tol,
+            "a finite number > 0",
+        )
+        _check(
+            self.class_weight in (None, "balanced"),
+            f"{self.GROUP}.class_weight",
+            self.class_weight,
+            "null or balanced",
+        )
+
+
+def is_classifier(model: ModelConfig) -> bool:
+    """Whether the model config is a classifier's (its task is set by the model)."""
+    return getattr(model, "TASK", "regression") == "classification"
+
+
 @dataclass
 class QualityConfig:
     """Verdict thresholds on the test split's mean |Δpred| (target units), best first."""
@@ -486,11 +545,13 @@ class QuantizationConfig:
     bits: int = 8
     scheme: str = "symmetric"
     granularity: str = "per_feature_pow2"
-    rounding: str = "optimal"
+    # optimal, or auto: optimal when its search fits max_nodes, else hessian.
+    rounding: str = "auto"
     scale: str = "search"
     bias_correction: bool = True
     intercept_dtype: str = "float32"
-    # Search nodes `rounding=optimal` may visit before it gives up with a clear error.
+    # Search nodes `rounding=optimal` may visit before it gives up with a clear error (auto
+    # then falls back to hessian).
     max_nodes: int = 1_000_000
     # Output directory name under <artifacts_dir>/quantized/; null derives it from name and bits.
     tag: Optional[str] = None
@@ -554,6 +615,8 @@ class PredictConfig:
     # Rows per batch (read, predicted and written at a time): memory depends on it, not on
     # the size of the input.
     chunk_size: int = 100_000
+    # A classifier's class probabilities beside its labels (a regressor has none).
+    proba: bool = False
 
     def __post_init__(self) -> None:
         group = self.GROUP
@@ -935,6 +998,7 @@ SCHEMAS = {
     "dataset": {
         "california": CaliforniaDatasetConfig,
         "diabetes": DiabetesDatasetConfig,
+        "breast_cancer": BreastCancerDatasetConfig,
         "table": TableDatasetConfig,
     },
     "preprocess": {
@@ -951,6 +1015,7 @@ SCHEMAS = {
         "ridge": RidgeConfig,
         "lasso": LassoConfig,
         "elastic_net": ElasticNetConfig,
+        "logistic_regression": LogisticRegressionConfig,
     },
     "quantization": {"quantization": QuantizationConfig},
     "predict": {"predict": PredictConfig},

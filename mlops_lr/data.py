@@ -1,9 +1,9 @@
-"""Loading, validating, fingerprinting and splitting tabular regression data.
+"""Loading, validating, fingerprinting and splitting tabular data.
 
 Every loader returns a :class:`Dataset`: a typed feature table (float64 numeric columns, where
-NaN means missing, and categorical columns of text or None) and a finite float64 target; or
-it raises a :class:`~mlops_lr.exceptions.DataError` whose message names the file, column and
-line at fault.
+NaN means missing, and categorical columns of text or None) and a target: finite float64 for a
+regressor, class labels (text, or integers) for a classifier; or it raises a
+:class:`~mlops_lr.exceptions.DataError` whose message names the file, column and line at fault.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pandas as pd
 
 from mlops_lr.config import (
     DEFAULT_NA_VALUES,
+    BreastCancerDatasetConfig,
     CaliforniaDatasetConfig,
     DatasetConfig,
     DiabetesDatasetConfig,
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 # Fewer test rows make R² undefined; fewer training rows make the fit meaningless.
 MIN_SPLIT_ROWS = 2
+# More distinct values than this in a classifier's target: it holds measurements, not classes.
+MAX_CLASSES = 100
 # What a text column gets in an error when the model cannot take it.
 PREPROCESS_HINT = "preprocess=standard imputes missing values and one-hot encodes text columns"
 
@@ -43,9 +46,10 @@ PREPROCESS_HINT = "preprocess=standard imputes missing values and one-hot encode
 class Dataset:
     """Feature table ``features`` (n_rows, n_features), target ``y`` (n_rows,) and names.
 
-    ``features`` has float64 columns (NaN: missing) and, for the names in ``categorical``,
-    object columns of text (None: missing). Its index labels are the rows' positions in the
-    source, which is how errors name a line.
+    ``y`` is float64 for a regressor; for a classifier its labels, an int64 array (integer
+    classes) or an object array of text. ``features`` has float64 columns (NaN: missing)
+    and, for the names in ``categorical``, object columns of text (None: missing). Its index
+    labels are the rows' positions in the source, which is how errors name a line.
     """
 
     features: pd.DataFrame
@@ -105,20 +109,21 @@ class Split:
         return np.ascontiguousarray(self.test.to_numpy(dtype=np.float64))
 
 
-def load_dataset(config: DatasetConfig, preprocessed: bool = False) -> Dataset:
+def load_dataset(
+    config: DatasetConfig, preprocessed: bool = False, classes: bool = False
+) -> Dataset:
     """Load the dataset that ``config`` describes.
 
     ``preprocessed`` says whether the model imputes and encodes its inputs (``preprocess``
     other than ``none``): then categorical columns and missing feature values are kept;
-    otherwise each is an error that names the column and its first line.
+    otherwise each is an error that names the column and its first line. ``classes`` reads
+    the target as a classifier's labels (:func:`class_labels`), else as numbers.
     """
     if isinstance(config, CaliforniaDatasetConfig):
-        return load_california(config.data_home, config.download_if_missing)
-    if isinstance(config, DiabetesDatasetConfig):
-        from sklearn.datasets import load_diabetes  # deferred: streaming needs no scikit-learn
-
-        bunch = load_diabetes(as_frame=True)
-        return _from_frame(bunch.frame, "target", None, source="diabetes", first_line=None)
+        dataset = load_california(config.data_home, config.download_if_missing)
+        return dataset if not classes else _with_labels(dataset)
+    if isinstance(config, (DiabetesDatasetConfig, BreastCancerDatasetConfig)):
+        return _bundled(config.name, classes)
     if isinstance(config, TableDatasetConfig):
         dataset = load_table(
             config.path,
@@ -129,6 +134,7 @@ def load_dataset(config: DatasetConfig, preprocessed: bool = False) -> Dataset:
             config.drop,
             config.categorical,
             preprocessed,
+            classes,
         )
         if dataset.dropped_rows:
             log.info(
@@ -138,6 +144,70 @@ def load_dataset(config: DatasetConfig, preprocessed: bool = False) -> Dataset:
             )
         return dataset
     raise TypeError(f"no loader for {type(config).__name__}")
+
+
+def _bundled(name: str, classes: bool) -> Dataset:
+    """One of scikit-learn's bundled data sets: diabetes, or breast cancer (its target, the
+    diagnosis, as the names ``benign``/``malignant``)."""
+    # Deferred: streaming needs no scikit-learn.
+    from sklearn.datasets import load_breast_cancer, load_diabetes
+
+    if name == "diabetes":
+        frame, target = load_diabetes(as_frame=True).frame, "target"
+    else:
+        bunch = load_breast_cancer(as_frame=True)
+        target = "diagnosis"
+        names = np.asarray(bunch.target_names, dtype=object)
+        frame = bunch.data.assign(**{target: names[bunch.target.to_numpy()]})
+    return _from_frame(frame, target, None, source=name, first_line=None, classes=classes)
+
+
+def _with_labels(dataset: Dataset) -> Dataset:
+    """``dataset`` with its numeric target read as class labels (an error unless they are)."""
+    where = _locator(dataset.features, None)
+    y = class_labels(pd.Series(dataset.y), dataset.target_name, dataset.name, where)
+    return replace(dataset, y=y)
+
+
+def class_labels(
+    column: pd.Series, name: str, source: str, where: Callable[[int], str]
+) -> np.ndarray:
+    """A classifier's target column as labels: int64 when it holds integers (as numbers),
+    else an object array of text.
+
+    Raises
+    ------
+    DataError
+        A missing value, numbers that are not integers (a regression target), or more than
+        :data:`MAX_CLASSES` distinct values.
+    """
+    missing = np.flatnonzero(column.isna().to_numpy())
+    if missing.size:
+        raise DataError(
+            f"{source}: target column {name!r} has {missing.size} missing value(s), first on "
+            f"{where(int(missing[0]))} (dataset.missing_target=drop leaves those rows out)"
+        )
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        values = column.to_numpy(dtype=np.float64)
+        fractional = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
+        if fractional.size:
+            row = int(fractional[0])
+            raise DataError(
+                f"{source}: target column {name!r} holds numbers, not classes "
+                f"({float(values[row])!r} on {where(row)}): a classifier needs text or integer "
+                "classes; use a regression model (model=linear_regression, ridge, lasso, "
+                "elastic_net)"
+            )
+        labels = values.astype(np.int64)
+    else:
+        labels = _categorical_column(column)
+    count = len(pd.unique(labels))
+    if count > MAX_CLASSES:
+        raise DataError(
+            f"{source}: target column {name!r} has {count} distinct values, more than a "
+            f"classifier's {MAX_CLASSES} classes: is it a measurement? use a regression model"
+        )
+    return labels
 
 
 def load_california(data_home: str | None = None, download_if_missing: bool = True) -> Dataset:
@@ -176,6 +246,7 @@ def load_table(
     drop: Sequence[str] = (),
     categorical: str | Sequence[str] = "auto",
     preprocessed: bool = False,
+    classes: bool = False,
 ) -> Dataset:
     """Load a CSV or Parquet file with a header row, or every such file of a directory
     (recursively) or of a glob pattern, one after the other in sorted path order.
@@ -204,6 +275,8 @@ def load_table(
     preprocessed : bool, default=False
         Keep categorical columns and missing feature values (the model encodes and imputes
         them); otherwise either is an error.
+    classes : bool, default=False
+        Read the target as a classifier's labels (:func:`class_labels`), else as numbers.
 
     Raises
     ------
@@ -251,6 +324,7 @@ def load_table(
             require_rows=single_file,
             categorical=listed,
             preprocessed=preprocessed,
+            classes=classes,
         )
         for file, part, first_line in raw
     ]
@@ -263,9 +337,13 @@ def load_table(
         )
     if single_file:
         return parts[0]
+    y = np.concatenate([part.y for part in parts])
+    if classes and any(part.y.dtype == object for part in parts):
+        # Integer labels in one file and text in another: all are the classes' texts.
+        y = np.array([category_text(label) for label in y], dtype=object)
     return Dataset(
         features=pd.concat([part.features for part in parts], ignore_index=True),
-        y=np.concatenate([part.y for part in parts]),
+        y=y,
         target_name=target,
         name=spec,
         categorical=listed,
@@ -353,8 +431,10 @@ def _from_frame(
     require_rows: bool = True,
     categorical: Sequence[str] = (),
     preprocessed: bool = False,
+    classes: bool = False,
 ) -> Dataset:
-    """Validate a frame and turn it into a :class:`Dataset` named after ``source``.
+    """Validate a frame and turn it into a :class:`Dataset` named after ``source`` (its target
+    as class labels when ``classes``).
 
     ``first_line`` is the file line of the first data row (2 for a CSV with a header), used to
     point at bad values; ``None`` reports 1-based row numbers instead. Rows left out by
@@ -385,7 +465,16 @@ def _from_frame(
         if len(frame) == 0 and require_rows:
             raise DataError(f"{source}: every row's target {target!r} is missing")
     where = _locator(frame, first_line)
-    y = numeric_matrix(frame, [target], source, first_line)[:, 0]
+    if classes:
+        y = class_labels(frame[target], target, source, where)
+    else:
+        y = _numeric_column(
+            frame[target],
+            target,
+            source,
+            where,
+            hint="a regression model's target; model=logistic_regression takes classes",
+        )
     typed = {}
     for name in features:
         if name in categorical:
@@ -496,8 +585,15 @@ def fingerprint(dataset: Dataset) -> str:
     for name in dataset.categorical:  # None (missing) as a separator-free NUL
         texts = dataset.features[name].to_numpy(dtype=object, na_value=None)
         digest.update("\x1e".join("\x00" if t is None else t for t in texts).encode())
-    digest.update(np.ascontiguousarray(dataset.y, dtype="<f8").tobytes())
+    digest.update(target_words(dataset.y).tobytes())
     return digest.hexdigest()
+
+
+def target_words(y: np.ndarray) -> np.ndarray:
+    """The 64-bit words a target hashes to: its numbers' (integer labels as float64), or its
+    texts' (:func:`text_words`), so a classifier's labels split and fingerprint too."""
+    y = np.asarray(y)
+    return text_words(y) if y.dtype == object else numeric_words(y.astype(np.float64))
 
 
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -542,7 +638,7 @@ def hash_words_test_rows(
     keys = _mix(np.arange(1, n_features + 2, dtype=np.uint64) + np.uint64(random_state))
     keys |= np.uint64(1)
     with np.errstate(over="ignore"):
-        state = numeric_words(np.asarray(y, np.float64)) * keys[-1]
+        state = target_words(y) * keys[-1]
         for words, positions in columns:  # uint64 arithmetic wraps, as a hash should
             state += words @ keys[positions] if words.ndim == 2 else words * keys[positions]
         state = _mix(state)

@@ -446,7 +446,7 @@ class FoldedModel:
         """
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} document")
-        _keys(data, {"format", "target", "intercept", "inputs"}, "the document")
+        check_keys(data, {"format", "target", "intercept", "inputs"}, "the document")
         if not isinstance(data["target"], str):
             raise ValueError("target must be a string")
         if not isinstance(data["inputs"], list) or not data["inputs"]:
@@ -516,7 +516,7 @@ def _input_from_dict(data: Any, index: int) -> Input:
     if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not data["name"]:
         raise ValueError(f"{where} must be an object with a non-empty name")
     if data.get("kind") == NUMERIC:
-        _keys(data, {"name", "kind", "weight", "fill", "indicator"}, where)
+        check_keys(data, {"name", "kind", "weight", "fill", "indicator"}, where)
         fill, indicator = data["fill"], data["indicator"]
         return NumericInput(
             data["name"],
@@ -525,7 +525,7 @@ def _input_from_dict(data: Any, index: int) -> Input:
             None if indicator is None else _number(indicator, f"{where}.indicator"),
         )
     if data.get("kind") == CATEGORICAL:
-        _keys(data, {"name", "kind", "categories", "table", "unknown", "missing"}, where)
+        check_keys(data, {"name", "kind", "categories", "table", "unknown", "missing"}, where)
         categories, table = data["categories"], data["table"]
         if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
             raise ValueError(f"{where}.categories must be a list of strings")
@@ -543,7 +543,8 @@ def _input_from_dict(data: Any, index: int) -> Input:
     raise ValueError(f"{where}.kind must be {NUMERIC!r} or {CATEGORICAL!r}")
 
 
-def _keys(data: dict, expected: set[str], where: str) -> None:
+def check_keys(data: dict, expected: set[str], where: str) -> None:
+    """Raise ``ValueError`` unless ``data`` has exactly the keys ``expected``."""
     if set(data) != expected:
         raise ValueError(f"{where} must have exactly the keys {sorted(expected)}")
 

@@ -25,8 +25,9 @@ SHORT = 12
 @dataclass(frozen=True)
 class SavedModel:
     """One saved model: ``name`` (``float``, a quantized tag, or ``export/<tag>/<format>``),
-    what it is, what it was made from, when, its stored bytes, its test R² (None for an
-    export: it predicts what its model does), and why it is stale (None: current)."""
+    what it is, what it was made from, when, its stored bytes, its test score (``r2``, or a
+    classifier's ``accuracy``; None for an export: it predicts what its model does), and why
+    it is stale (None: current)."""
 
     name: str
     kind: str
@@ -35,6 +36,7 @@ class SavedModel:
     size_bytes: int
     r2: float | None
     stale: str | None
+    accuracy: float | None = None
 
 
 def saved_models(
@@ -65,6 +67,7 @@ def saved_models(
                 files[MODEL_FILE]["bytes"] + files[FOLDED_FILE]["bytes"],
                 metrics.get("r2"),
                 None,
+                metrics.get("accuracy"),
             )
         )
     except (ArtifactError, KeyError, ValueError):
@@ -96,6 +99,7 @@ def _quantized(artifacts_dir: Path, directory: Path, current: dict[str, str]) ->
         model_file["bytes"],
         metrics.get("r2_quant"),
         stale_reason(artifacts_dir, manifest),
+        metrics.get("accuracy_quant"),
     )
 
 
@@ -129,14 +133,15 @@ def _export(directory: Path, current: dict[str, str], listed: dict[str, SavedMod
 def models_table(models: list[SavedModel]) -> str:
     """The models as a Markdown table."""
     lines = [
-        "| model | kind | made from | created | bytes | R² test | stale |",
-        "|---|---|---|---|---:|---:|---|",
+        "| model | kind | made from | created | bytes | R² test | accuracy test | stale |",
+        "|---|---|---|---|---:|---:|---:|---|",
     ]
     for m in models:
         r2 = "" if m.r2 is None else f"{m.r2:.4f}"
+        accuracy = "" if m.accuracy is None else f"{m.accuracy:.4f}"
         stale = "no" if m.stale is None else f"yes: {m.stale}"
         lines.append(
             f"| {m.name} | {m.kind} | {m.source} | {m.created_at} | {m.size_bytes:,} | {r2} | "
-            f"{stale} |"
+            f"{accuracy} | {stale} |"
         )
     return "\n".join(lines)

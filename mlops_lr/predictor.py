@@ -20,28 +20,48 @@ from mlops_lr import artifacts
 from mlops_lr.artifacts import FOLDED_FILE, METRICS_FILE, MODEL_FILE, QUANTIZED_MODEL, SAMPLES_FILE
 from mlops_lr.exceptions import ArtifactError
 from mlops_lr.folded import FoldedModel
+from mlops_lr.folded_classifier import FoldedClassifier
 
 FLOAT_MODEL = "float"
 QUANTIZED_DIR = "quantized"
 PREDICTION_COLUMN = "prediction"
+# The test scores a predictor's details carry, by task (each also as <key>_float).
+SCORES = {"regression": ("r2", "mse"), "classification": ("accuracy", "log_loss")}
 
 
 @dataclass(frozen=True)
 class LinearPredictor:
-    """A folded model under a name: ``float`` or a quantized tag.
+    """A folded model (a regressor, or a :class:`FoldedClassifier`) under a name: ``float``
+    or a quantized tag.
 
     ``details`` describes where it comes from: ``kind``, ``bits``, ``scheme``, the ``sha256``
-    and ``created_at`` of the model file, and test-split ``r2``/``mse`` (with the float
-    model's ``r2_float``/``mse_float`` beside them).
+    and ``created_at`` of the model file, its ``task`` and test-split scores (``r2``/``mse``,
+    or ``accuracy``/``log_loss``, with the float model's ``r2_float``... beside them).
     """
 
     name: str
-    folded: FoldedModel
+    folded: FoldedModel | FoldedClassifier
     details: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
         return self.folded.feature_names
+
+    @property
+    def is_classifier(self) -> bool:
+        return isinstance(self.folded, FoldedClassifier)
+
+    def predict_proba_table(self, columns: Mapping[str, Any] | Any) -> np.ndarray:
+        """A classifier's class probabilities, columns in ``folded.classes`` order.
+
+        Raises
+        ------
+        TypeError
+            The model is a regressor.
+        """
+        if not self.is_classifier:
+            raise TypeError(f"model {self.name!r} is a regressor: it has no probabilities")
+        return self.folded.predict_proba(columns)
 
     @property
     def coef(self) -> np.ndarray:
@@ -125,12 +145,20 @@ def _load_quantized(directory: Path, name: str, **details: Any) -> LinearPredict
         "granularity": metrics["granularity"],
         "sha256": manifest["files"][QUANTIZED_MODEL]["sha256"],
         "created_at": manifest["created_at"],
-        "r2": metrics["r2_quant"],
-        "mse": metrics["mse_quant"],
-        "r2_float": metrics["r2_float"],
-        "mse_float": metrics["mse_float"],
+        **_scores(metrics, "_quant"),
     }
     return LinearPredictor(name=name, folded=quantized.dequantized(), details=details)
+
+
+def _scores(metrics: Mapping[str, Any], suffix: str) -> dict[str, Any]:
+    """The task and test scores (see :data:`SCORES`) of a model's ``metrics.json``, whose
+    keys end in ``suffix`` ("" for a float model, whose own scores are the float ones)."""
+    task = metrics.get("task", "regression")
+    scores = {"task": task}
+    for key in SCORES[task]:
+        scores[key] = metrics[key + suffix]
+        scores[key + "_float"] = metrics[key + ("_float" if suffix else "")]
+    return scores
 
 
 def stale_reason(artifacts_dir: str | Path, manifest: Mapping[str, Any]) -> str | None:
@@ -185,10 +213,7 @@ def _load_float(directory: Path, name: str) -> LinearPredictor:
         "granularity": None,
         "sha256": manifest["files"][FOLDED_FILE]["sha256"],
         "created_at": manifest["created_at"],
-        "r2": metrics["r2"],
-        "mse": metrics["mse"],
-        "r2_float": metrics["r2"],
-        "mse_float": metrics["mse"],
+        **_scores(metrics, ""),
     }
     return LinearPredictor(name=name, folded=folded, details=details)
 
@@ -208,9 +233,15 @@ def saved_samples(artifacts_dir: str | Path, feature_names: tuple[str, ...]) -> 
     return samples["X"]
 
 
-def sample_predictions(artifacts_dir: str | Path, predictor: LinearPredictor) -> np.ndarray:
-    """``predictor`` on the first test rows saved with the float model (``samples.json``)."""
+def sample_columns(artifacts_dir: str | Path, predictor: LinearPredictor) -> dict[str, list]:
+    """The first test rows saved with the float model (``samples.json``), column by column
+    as :meth:`LinearPredictor.predict_table` takes them."""
     rows = saved_samples(artifacts_dir, predictor.feature_names)
     # JSON null is a missing value: numpy reads it as NaN in a numeric input.
-    columns = {name: [row[j] for row in rows] for j, name in enumerate(predictor.feature_names)}
-    return predictor.predict_table(columns)
+    return {name: [row[j] for row in rows] for j, name in enumerate(predictor.feature_names)}
+
+
+def sample_predictions(artifacts_dir: str | Path, predictor: LinearPredictor) -> np.ndarray:
+    """``predictor`` on the first test rows saved with the float model (``samples.json``):
+    numbers, or a classifier's labels."""
+    return predictor.predict_table(sample_columns(artifacts_dir, predictor))

@@ -23,16 +23,17 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.base import RegressorMixin
+from sklearn.base import BaseEstimator, is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import MissingIndicator, SimpleImputer
-from sklearn.linear_model import LinearRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, RobustScaler, StandardScaler
 
 from mlops_lr.config import PreprocessConfig, StandardPreprocessConfig
 from mlops_lr.exceptions import DataError
 from mlops_lr.folded import CategoricalInput, FoldedModel, NumericInput
+from mlops_lr.folded_classifier import LOGISTIC, SOFTMAX, FoldedClassifier
 
 NUMERIC_STEP = "numeric"
 MISSING_STEP = "missing"
@@ -43,10 +44,10 @@ _UNSEEN = "\x00unseen category\x00"
 
 def build_model(
     settings: PreprocessConfig,
-    estimator: RegressorMixin,
+    estimator: BaseEstimator,
     features: pd.DataFrame,
     categorical: Sequence[str],
-) -> RegressorMixin | Pipeline:
+) -> BaseEstimator | Pipeline:
     """The estimator (``preprocess=none``) or the preprocessing pipeline around it, for the
     columns of ``features`` (the whole table: the cardinality cap counts all its values).
 
@@ -77,8 +78,8 @@ def build_model(
                 )
             )
     drop = settings.drop
-    if drop == "auto":  # least squares with an intercept is singular on a full one-hot block
-        drop = "first" if isinstance(estimator, LinearRegression) else "none"
+    if drop == "auto":  # an unpenalised fit with an intercept is singular on a full block
+        drop = "first" if is_unpenalised(estimator) else "none"
     frequency = min_frequency(settings)
     for name in categorical:
         encoder = OneHotEncoder(
@@ -92,21 +93,48 @@ def build_model(
     return Pipeline([("preprocess", columns), ("model", estimator)])
 
 
+def is_unpenalised(estimator: object) -> bool:
+    """Least squares, or a logistic regression without a penalty (``C`` infinite)."""
+    if isinstance(estimator, LogisticRegression):
+        return bool(np.isinf(estimator.C))
+    return isinstance(estimator, LinearRegression)
+
+
 def fold(
-    model: RegressorMixin | Pipeline,
+    model: BaseEstimator | Pipeline,
     feature_names: Sequence[str],
     categorical: Sequence[str] = (),
     target: str = "prediction",
-) -> FoldedModel:
+) -> FoldedModel | FoldedClassifier:
     """The folded form of a fitted ``model`` (as :func:`build_model` makes them) over the
-    inputs ``feature_names``, in that order."""
+    inputs ``feature_names``, in that order: a :class:`FoldedClassifier` (a row per row of
+    ``coef_``) for a classifier."""
+    estimator = model.named_steps["model"] if isinstance(model, Pipeline) else model
+    coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
+    intercepts = np.broadcast_to(np.asarray(estimator.intercept_, dtype=np.float64), len(coef))
+    rows = tuple(
+        _fold_row(model, row, float(b), feature_names, categorical, target)
+        for row, b in zip(coef, intercepts, strict=True)
+    )
+    if not is_classifier(estimator):
+        return rows[0]
+    classes = tuple(c.item() if isinstance(c, np.generic) else c for c in estimator.classes_)
+    return FoldedClassifier(LOGISTIC if len(rows) == 1 else SOFTMAX, classes, rows, target)
+
+
+def _fold_row(
+    model: BaseEstimator | Pipeline,
+    coef: np.ndarray,
+    intercept: float,
+    feature_names: Sequence[str],
+    categorical: Sequence[str],
+    target: str,
+) -> FoldedModel:
+    """One row of parameters (the estimator's ``coef`` over its inputs after preprocessing,
+    and ``intercept``) folded over the raw inputs."""
     if not isinstance(model, Pipeline):
-        coef = np.asarray(model.coef_, dtype=np.float64).ravel()
-        return FoldedModel.linear(coef, float(model.intercept_), feature_names, target)
+        return FoldedModel.linear(coef, intercept, feature_names, target)
     columns: ColumnTransformer = model.named_steps["preprocess"]
-    estimator = model.named_steps["model"]
-    coef = np.asarray(estimator.coef_, dtype=np.float64).ravel()
-    intercept = float(estimator.intercept_)
     slices = columns.output_indices_
     numeric = {}
     if NUMERIC_STEP in columns.named_transformers_:

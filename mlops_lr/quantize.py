@@ -84,7 +84,9 @@ __all__ = [
 
 SCHEMES = ("symmetric", "asymmetric")
 GRANULARITIES = ("per_tensor", "per_feature_pow2")
-ROUNDINGS = ("nearest", "hessian", "optimal")
+# "auto": "optimal" when every solve of its search fits max_nodes, else "hessian" (the model
+# records which it got).
+ROUNDINGS = ("nearest", "hessian", "optimal", "auto")
 SCALES = ("minmax", "search")
 INTERCEPT_DTYPES = ("float64", "float32", "int32")
 MIN_BITS, MAX_BITS = 2, 16
@@ -138,8 +140,9 @@ class QuantizationSpec:
     granularity : {"per_tensor", "per_feature_pow2"}
         ``"per_feature_pow2"`` adds one int8 exponent per feature:
         ``w_q[j] = scale * 2**exponent[j] * (code[j] - zero_point)``.
-    rounding : {"nearest", "hessian", "optimal"}
-        See the module docstring.
+    rounding : {"nearest", "hessian", "optimal", "auto"}
+        See the module docstring; ``"auto"`` is ``"optimal"`` when its search fits
+        ``max_nodes``, else ``"hessian"`` (the quantized model's spec says which).
     scale : {"minmax", "search"}
         ``"minmax"`` covers the coefficient range (including 0 for
         asymmetric); ``"search"`` picks, from a log-spaced candidate set, the
@@ -998,6 +1001,15 @@ def quantize_linear_model(
     SearchBudgetExceeded
         If ``rounding="optimal"`` exceeds ``spec.max_nodes`` in one solve.
     """
+    if spec.rounding == "auto":
+        try:
+            return quantize_linear_model(
+                coef, intercept, replace(spec, rounding="optimal"), X_calib
+            )
+        except SearchBudgetExceeded:
+            return quantize_linear_model(
+                coef, intercept, replace(spec, rounding="hessian"), X_calib
+            )
     coef = np.asarray(coef, dtype=np.float64)
     if coef.ndim != 1 or coef.size == 0 or not np.all(np.isfinite(coef)):
         raise ValueError("coef must be a non-empty 1-D array of finite values")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import warnings
 from collections.abc import Callable
@@ -14,12 +15,21 @@ import numpy as np
 import sklearn
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from sklearn.base import BaseEstimator, RegressorMixin, is_regressor
+from sklearn.base import BaseEstimator, RegressorMixin, is_classifier, is_regressor
 from sklearn.pipeline import Pipeline
 
 from mlops_lr import artifacts, preprocess
 from mlops_lr.artifacts import FOLDED_FILE, METRICS_FILE, MODEL_FILE, SAMPLES_FILE
-from mlops_lr.config import Config, ModelConfig, StandardPreprocessConfig, as_dict
+from mlops_lr.config import (
+    Config,
+    LogisticRegressionConfig,
+    ModelConfig,
+    StandardPreprocessConfig,
+    as_dict,
+)
+from mlops_lr.config import (
+    is_classifier as is_classifier_config,
+)
 from mlops_lr.data import (
     MIN_SPLIT_ROWS,
     PREPROCESS_HINT,
@@ -31,7 +41,8 @@ from mlops_lr.data import (
 )
 from mlops_lr.exceptions import ArtifactError, ConfigError, DataError
 from mlops_lr.folded import FoldedModel
-from mlops_lr.metrics import regression_metrics
+from mlops_lr.folded_classifier import FoldedClassifier
+from mlops_lr.metrics import classification_metrics, regression_metrics
 
 if TYPE_CHECKING:
     from mlops_lr.engines import SplitRule, StreamingFit
@@ -49,7 +60,7 @@ class TrainedModel:
     in-memory split it was fitted on (None when the data was streamed)."""
 
     model: RegressorMixin
-    folded: FoldedModel
+    folded: FoldedModel | FoldedClassifier
     metrics: dict[str, Any]
     samples: dict[str, Any]
     data_fingerprint: str
@@ -62,8 +73,11 @@ def build_model(config: ModelConfig) -> RegressorMixin:
     Raises
     ------
     ConfigError
-        The target cannot be imported or built, or is not a scikit-learn regressor.
+        The target cannot be imported or built, or is not a scikit-learn regressor (a
+        classifier, for a classifier's config).
     """
+    if isinstance(config, LogisticRegressionConfig):
+        return _logistic_regression(config)
     try:
         model = instantiate(config)
     except InstantiationException as error:
@@ -74,11 +88,41 @@ def build_model(config: ModelConfig) -> RegressorMixin:
     return model
 
 
+def _logistic_regression(config: LogisticRegressionConfig) -> BaseEstimator:
+    """The configured ``LogisticRegression``: ``penalty=none`` is scikit-learn's ``C=inf``
+    (its ``penalty`` parameter is deprecated)."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(
+        C=math.inf if config.penalty == "none" else config.C,
+        fit_intercept=config.fit_intercept,
+        solver=config.solver,
+        max_iter=config.max_iter,
+        tol=config.tol,
+        class_weight=config.class_weight,
+    )
+
+
 def prepare_data(config: Config) -> tuple[Dataset, Split]:
-    """Load the configured dataset and split it as configured."""
+    """Load the configured dataset and split it as configured (a classifier's target as
+    class labels, and at least two classes among the training rows).
+
+    Raises
+    ------
+    DataError
+        As :func:`mlops_lr.data.load_dataset`, or a classifier's training rows hold one class.
+    """
     settings = config.dataset
-    dataset = load_dataset(settings, preprocessed=config.preprocess.name != "none")
+    classes = is_classifier_config(config.model)
+    dataset = load_dataset(settings, preprocessed=config.preprocess.name != "none", classes=classes)
     split = split_dataset(dataset, settings.test_size, settings.random_state, settings.split)
+    if classes:
+        present = np.unique(split.y_train)
+        if len(present) < 2:
+            raise DataError(
+                f"{dataset.name}: the training rows' target {dataset.target_name!r} has one "
+                f"class ({present[0]!r}): a classifier needs two or more"
+            )
     return dataset, split
 
 
@@ -97,11 +141,22 @@ def fit_and_evaluate(config: Config, dataset: Dataset, split: Split) -> TrainedM
     folded = preprocess.fold(model, dataset.feature_names, dataset.categorical, dataset.target_name)
     with warnings.catch_warnings():  # categories only the test split has: the documented rule
         warnings.filterwarnings("ignore", "Found unknown categories", UserWarning)
-        test_predictions, train_predictions = model.predict(test), model.predict(train)
+        if is_classifier(model):
+            classes = folded.classes
+            test_scores = classification_metrics(
+                split.y_test, model.predict(test), model.predict_proba(test), classes
+            )
+            train_scores = {"train_accuracy": float(model.score(train, split.y_train))}
+        else:
+            test_scores = regression_metrics(split.y_test, model.predict(test))
+            train_scores = {
+                "train_r2": regression_metrics(split.y_train, model.predict(train))["r2"]
+            }
     metrics = _metrics(
         model,
-        test=regression_metrics(split.y_test, test_predictions),
-        train_r2=regression_metrics(split.y_train, train_predictions)["r2"],
+        folded,
+        test=test_scores,
+        train=train_scores,
         n_train=len(split.y_train),
         n_test=len(split.y_test),
         dataset=dataset.name,
@@ -179,8 +234,9 @@ def fit_out_of_core(
         )
     metrics = _metrics(
         model,
+        folded,
         test=evaluation.test.metrics(),
-        train_r2=evaluation.train.metrics()["r2"],
+        train={"train_r2": evaluation.train.metrics()["r2"]},
         n_train=design.n,
         n_test=evaluation.test.n,
         dataset=config.dataset.name,
@@ -194,9 +250,10 @@ def fit_out_of_core(
 
 def _metrics(
     model: RegressorMixin,
+    folded: FoldedModel | FoldedClassifier,
     *,
-    test: dict[str, float],
-    train_r2: float,
+    test: dict[str, Any],
+    train: dict[str, float],
     n_train: int,
     n_test: int,
     dataset: str,
@@ -204,12 +261,18 @@ def _metrics(
     target_name: str,
     preprocess: str,
 ) -> dict[str, Any]:
-    """What ``metrics.json`` holds: test scores, sizes, names, the estimator's exact
-    parameters (over its inputs after preprocessing; ``folded.json`` has them per column)."""
+    """What ``metrics.json`` holds: the task, test and training scores, sizes, names, the
+    estimator's exact parameters (over its inputs after preprocessing; ``folded.json`` has
+    them per column) and a classifier's classes."""
     estimator = model[-1] if hasattr(model, "steps") else model
+    labels = {}
+    if isinstance(folded, FoldedClassifier):
+        labels = {"classes": list(folded.classes)}
     return {
+        "task": "classification" if labels else "regression",
         **test,
-        "train_r2": train_r2,
+        **train,
+        **labels,
         "n_train": int(n_train),
         "n_test": int(n_test),
         "dataset": dataset,
@@ -217,7 +280,7 @@ def _metrics(
         "target_name": target_name,
         "preprocess": preprocess,
         "coef": np.asarray(estimator.coef_, dtype=float).tolist(),
-        "intercept": float(estimator.intercept_),
+        "intercept": np.asarray(estimator.intercept_, dtype=float).tolist(),
         "created_at": utc_now(),
         "versions": {
             "python": platform.python_version(),

@@ -6,7 +6,8 @@ import numpy as np
 
 from mlops_lr import tracking
 from mlops_lr.config import Config
-from mlops_lr.predictor import sample_predictions
+from mlops_lr.exceptions import ConfigError
+from mlops_lr.predictor import sample_columns
 
 
 def run(config: Config) -> np.ndarray | int:
@@ -17,10 +18,21 @@ def run(config: Config) -> np.ndarray | int:
     settings = config.predict
     artifacts_dir = config.paths.artifacts_dir
     predictor = tracking.load_model(config, settings.model)
+    if settings.proba and not predictor.is_classifier:
+        raise ConfigError(
+            f"predict.proba=true: model {predictor.name!r} is a regressor, it has no class "
+            "probabilities"
+        )
     if settings.input is None:
-        predictions = sample_predictions(artifacts_dir, predictor)
+        columns = sample_columns(artifacts_dir, predictor)
+        predictions = predictor.predict_table(columns)
         print(f"Model: {predictor.name}")
         print(f"Sample Predictions: {predictions}")
+        if settings.proba:
+            classes = ", ".join(map(str, predictor.folded.classes))
+            with np.printoptions(precision=6, suppress=True):
+                print(f"Sample Probabilities ({classes}):")
+                print(predictor.predict_proba_table(columns))
         return predictions
     # Deferred: sample predictions need neither pandas nor the file readers.
     from mlops_lr.batch_predict import input_paths, output_path, predict_files

@@ -13,11 +13,18 @@ from typing import Any
 import numpy as np
 
 from mlops_lr import artifacts, tracking, training
-from mlops_lr.config import Config, QualityConfig, QuantizationConfig, as_dict
+from mlops_lr.config import Config, QualityConfig, QuantizationConfig, as_dict, is_classifier
 from mlops_lr.data import fingerprint
 from mlops_lr.exceptions import ConfigError, DataError
 from mlops_lr.folded import FoldedModel
-from mlops_lr.metrics import prediction_difference, regression_metrics
+from mlops_lr.folded_classifier import FoldedClassifier
+from mlops_lr.metrics import (
+    class_agreement,
+    classification_metrics,
+    prediction_difference,
+    probability_difference,
+    regression_metrics,
+)
 from mlops_lr.quantize import (
     CalibrationMoments,
     QuantizationSpec,
@@ -25,13 +32,14 @@ from mlops_lr.quantize import (
     calibration_objective,
     spec_from,
 )
+from mlops_lr.quantized_classifier import calibrate_classifier, quantize_classifier
 from mlops_lr.quantized_folded import (
     QuantizedFoldedModel,
     calibrate,
     float_storage_bytes,
     quantize_folded,
 )
-from mlops_lr.report import quantization_report
+from mlops_lr.report import classifier_quantization_report, coefficient_table, quantization_report
 
 MODEL_FILE = artifacts.QUANTIZED_MODEL
 METRICS_FILE = training.METRICS_FILE
@@ -55,20 +63,28 @@ def run(config: Config) -> dict[str, Any]:
     spec = spec_from(qconfig, fit_intercept=config.model.fit_intercept)
     tag = qconfig.resolved_tag
     with tracking.start_run(config, f"quantize {tag}") as run:
-        metrics, report, directory = _quantize_and_save(config, spec, tag)
+        if is_classifier(config.model):
+            metrics, report, directory = _quantize_classifier(config, spec, tag)
+        else:
+            metrics, report, directory = _quantize_and_save(config, spec, tag)
         run.log_outcome(metrics, directory, model=tag)
     print(report)
     print(f"Artifacts: {directory}/{{{MODEL_FILE}, {METRICS_FILE}, {REPORT_FILE}}}")
-    print(f"R² Score (quantized, {tag}): {metrics['r2_quant']:.4f}")
-    print(f"MSE Loss (quantized, {tag}): {metrics['mse_quant']:.4f}")
+    if is_classifier(config.model):
+        print(f"Class agreement with the float model ({tag}): {metrics['class_agreement']:.4f}")
+        print(f"Accuracy (quantized, {tag}): {metrics['accuracy_quant']:.4f}")
+        print(f"Log Loss (quantized, {tag}): {metrics['log_loss_quant']:.4f}")
+    else:
+        print(f"R² Score (quantized, {tag}): {metrics['r2_quant']:.4f}")
+        print(f"MSE Loss (quantized, {tag}): {metrics['mse_quant']:.4f}")
     return {**metrics, **tracking.run_reference(run)}
 
 
 def _quantize_and_save(
     config: Config, spec: QuantizationSpec, tag: str
 ) -> tuple[dict[str, Any], str, Path]:
-    """Quantize and evaluate; write ``<quantized_dir>/<tag>/``. Returns the metrics, the
-    report and the directory."""
+    """Quantize and evaluate a regressor; write ``<quantized_dir>/<tag>/``. Returns the
+    metrics, the report and the directory."""
     qconfig = config.quantization
     if config.engine.name == "memory":
         evaluated = _in_memory(config, spec)
@@ -85,6 +101,7 @@ def _quantize_and_save(
     source_model = source_manifest["files"][training.MODEL_FILE]
     metrics = {
         **_metrics(qconfig, reference, dequantized, evaluated),
+        "rounding_used": quantized.spec.rounding,
         "size_bytes_float": source_model["bytes"],
         "size_bytes_quant": len(model_bytes),
         "payload_bytes_float": float_storage_bytes(reference),
@@ -104,6 +121,21 @@ def _quantize_and_save(
         pred_float=evaluated.samples_float,
         pred_quant=evaluated.samples_quant,
     )
+    directory = _save(config, tag, model_bytes, metrics, report, source_manifest, reference)
+    return metrics, report, directory
+
+
+def _save(
+    config: Config,
+    tag: str,
+    model_bytes: bytes,
+    metrics: dict[str, Any],
+    report: str,
+    source_manifest: dict[str, Any],
+    reference: FoldedModel | FoldedClassifier,
+) -> Path:
+    """Write ``<quantized_dir>/<tag>/``: the model, its metrics and report, and a manifest
+    naming the float model (and data) it was made from."""
     directory = Path(config.paths.quantized_dir) / tag
     artifacts.write_artifacts(
         directory,
@@ -114,13 +146,99 @@ def _quantize_and_save(
         },
         {
             "created_at": metrics["created_at"],
-            "source_model": source_model,
+            "source_model": source_manifest["files"][training.MODEL_FILE],
             "data_fingerprint": source_manifest["data_fingerprint"],
             "training": source_manifest["training"],
             "feature_names": list(reference.feature_names),
-            "quantization": as_dict(qconfig),
+            "quantization": as_dict(config.quantization),
         },
     )
+    return directory
+
+
+def _quantize_classifier(
+    config: Config, spec: QuantizationSpec, tag: str
+) -> tuple[dict[str, Any], str, Path]:
+    """Quantize a classifier row by row against the Fisher-weighted training design
+    (:mod:`mlops_lr.quantized_classifier`), compare it with the float model on the test
+    split; write ``<quantized_dir>/<tag>/``. Returns the metrics, the report and the
+    directory."""
+    qconfig = config.quantization
+    dataset, split = training.prepare_data(config)
+    folded, manifest, reason = training.load_or_train(
+        config, fingerprint(dataset), lambda: training.fit_and_evaluate(config, dataset, split)
+    )
+    _say_trained(reason)
+    reference, moments = calibrate_classifier(folded, split.train)
+    try:
+        quantized = quantize_classifier(reference, spec, moments)
+    except (SearchBudgetExceeded, ValueError) as error:
+        raise _quantization_error(config, error) from None
+    dequantized = quantized.dequantized()
+    classes = folded.classes
+    labels_float, labels_quant = folded.predict(split.test), dequantized.predict(split.test)
+    proba_float = folded.predict_proba(split.test)
+    proba_quant = dequantized.predict_proba(split.test)
+    scores_float = classification_metrics(split.y_test, labels_float, proba_float, classes)
+    scores_quant = classification_metrics(split.y_test, labels_quant, proba_quant, classes)
+    rows = list(zip(reference.rows, dequantized.rows, moments, strict=True))
+    coef_errors = [np.abs(q.design_coef() - r.design_coef()).max() for r, q, _ in rows]
+    model_bytes = artifacts.json_bytes(quantized.to_dict())
+    metrics = {
+        "task": "classification",
+        **_settings(qconfig),
+        # Rows may differ under rounding=auto: each says whether its search fitted max_nodes.
+        "rounding_used": ", ".join(dict.fromkeys(row.spec.rounding for row in quantized.rows)),
+        "class_agreement": class_agreement(labels_float, labels_quant),
+        **probability_difference(proba_float, proba_quant),
+        **{f"{key}_float": scores_float[key] for key in _CLASSIFIER_SCORES},
+        **{f"{key}_quant": scores_quant[key] for key in _CLASSIFIER_SCORES},
+        "confusion_matrix_quant": scores_quant["confusion_matrix"],
+        "max_coef_error": float(max(coef_errors)),
+        "intercept_error": max(abs(q.intercept - r.intercept) for r, q, _ in rows),
+        "calibration_objective": sum(
+            calibration_objective(r.design_coef(), q.design_coef(), m, r.intercept, q.intercept)
+            for r, q, m in rows
+        ),
+        "n_test": len(split.y_test),
+        "size_bytes_float": manifest["files"][training.MODEL_FILE]["bytes"],
+        "size_bytes_quant": len(model_bytes),
+        "payload_bytes_float": sum(float_storage_bytes(row) for row in reference.rows),
+        "payload_bytes_quant": quantized.storage_bytes(),
+        "created_at": training.utc_now(),
+    }
+    n = training.N_SAMPLES
+    picked = [classes.index(label) for label in labels_float[:n]]
+    samples = [
+        [split.y_test[i], labels_float[i], labels_quant[i], proba_float[i, k], proba_quant[i, k]]
+        for i, k in enumerate(picked)
+    ]
+    headings = (
+        [f"score of {classes[-1]!r}"]
+        if folded.link == "logistic"
+        else [f"score of {label!r}" for label in classes]
+    )
+    coefficients = [
+        (
+            heading,
+            coefficient_table(
+                r.design_names(),
+                r.design_coef(),
+                r.intercept,
+                q.design_coef(),
+                q.intercept,
+                None if r.is_plain else r.design_groups(),
+            ),
+        )
+        for heading, (r, q, _) in zip(headings, rows, strict=True)
+    ]
+    report = classifier_quantization_report(
+        title=f"Quantization report: {tag}",
+        metrics=metrics,
+        coefficients=coefficients,
+        samples=samples,
+    )
+    directory = _save(config, tag, model_bytes, metrics, report, manifest, reference)
     return metrics, report, directory
 
 
@@ -232,12 +350,37 @@ def _quantize(
 ) -> QuantizedFoldedModel:
     try:
         return quantize_folded(folded, spec, moments)
-    except SearchBudgetExceeded as error:
-        raise ConfigError(
+    except (SearchBudgetExceeded, ValueError) as error:
+        raise _quantization_error(config, error) from None
+
+
+def _quantization_error(config: Config, error: Exception) -> ConfigError | DataError:
+    """The one-line error of a quantization that failed: a search over its budget, or a
+    model the format cannot hold (float32 range)."""
+    if isinstance(error, SearchBudgetExceeded):
+        return ConfigError(
             f"quantization.max_nodes={config.quantization.max_nodes} is too small: {error}"
-        ) from None
-    except ValueError as error:  # a model the format cannot hold (float32 range)
-        raise DataError(f"cannot quantize this model: {error}") from None
+        )
+    return DataError(f"cannot quantize this model: {error}")
+
+
+# A classifier's test scores, each in metrics.json as <key>_float and <key>_quant.
+_CLASSIFIER_SCORES = ("accuracy", "balanced_accuracy", "log_loss", "roc_auc")
+
+
+def _settings(qconfig: QuantizationConfig) -> dict[str, Any]:
+    """The quantization settings a quantized model's metrics.json records."""
+    return {
+        "tag": qconfig.resolved_tag,
+        "preset": qconfig.name,
+        "bits": qconfig.bits,
+        "scheme": qconfig.scheme,
+        "granularity": qconfig.granularity,
+        "rounding": qconfig.rounding,
+        "scale": qconfig.scale,
+        "bias_correction": qconfig.bias_correction,
+        "intercept_dtype": qconfig.intercept_dtype,
+    }
 
 
 def _metrics(
@@ -252,15 +395,7 @@ def _metrics(
     coef, coef_quant = reference.design_coef(), dequantized.design_coef()
     intercept, intercept_quant = reference.intercept, dequantized.intercept
     return {
-        "tag": qconfig.resolved_tag,
-        "preset": qconfig.name,
-        "bits": qconfig.bits,
-        "scheme": qconfig.scheme,
-        "granularity": qconfig.granularity,
-        "rounding": qconfig.rounding,
-        "scale": qconfig.scale,
-        "bias_correction": qconfig.bias_correction,
-        "intercept_dtype": qconfig.intercept_dtype,
+        **_settings(qconfig),
         "r2_float": float_scores["r2"],
         "r2_quant": quant_scores["r2"],
         "mse_float": float_scores["mse"],
