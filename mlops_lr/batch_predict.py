@@ -126,7 +126,8 @@ def predict_files(
     reader: str = "auto",
 ) -> int:
     """Write ``predictor``'s predictions for every row of ``input_spec`` to ``output``: the
-    input's columns, in order, plus a float64 ``prediction`` column.
+    input's columns, in order, plus a ``prediction`` column (float64; a classifier's labels:
+    text, or int64 for integer classes).
 
     Parameters
     ----------
@@ -189,7 +190,7 @@ def predict_files(
     columns = _common_columns(files, paths, folded.feature_names)
     parquet_to_parquet = is_parquet(paths[0]) and is_parquet(target)
     # The output's types, from every file's before any row is read.
-    schema = _parquet_schema(paths, columns) if parquet_to_parquet else None
+    schema = _parquet_schema(paths, columns, folded) if parquet_to_parquet else None
     written = 0
     with (
         artifacts.atomic_path(target) as temporary,
@@ -750,7 +751,7 @@ def _parquet_batches(path: Path, folded: FoldedModel, batch_rows: int) -> Iterat
         yield from _rebatched(handle.iter_batches(batch_size=batch_rows), batch_rows)
 
 
-def _parquet_schema(paths: Sequence[Path], columns: Sequence[str]) -> Any:
+def _parquet_schema(paths: Sequence[Path], columns: Sequence[str], folded: Any) -> Any:
     """The output schema of Parquet inputs: ``columns`` with every file's types unified (a
     column of nulls in one file takes another's type, integers widen, large text wins), as
     :func:`_plain` writes them (dictionaries as their values, no metadata), and the
@@ -782,7 +783,18 @@ def _parquet_schema(paths: Sequence[Path], columns: Sequence[str]) -> Any:
             raise DataError(
                 f"{path}: column types differ from the earlier files': {first_line(error)}"
             ) from None
-    return unified.append(pa.field(PREDICTION_COLUMN, pa.float64()))
+    return unified.append(pa.field(PREDICTION_COLUMN, _prediction_type(folded)))
+
+
+def _prediction_type(folded: Any) -> Any:
+    """The prediction column's Arrow type: float64, or a classifier's labels' (int64 for
+    integer classes, else text)."""
+    import pyarrow as pa
+
+    classes = getattr(folded, "classes", None)
+    if classes is None:
+        return pa.float64()
+    return pa.int64() if isinstance(classes[0], int) else pa.string()
 
 
 def _value_type(kind: Any) -> Any:
@@ -866,7 +878,7 @@ def _parquet_writer(temporary: Path, schema: Any) -> Iterator[Write]:
 
     def write(table: Any, predictions: np.ndarray, path: Path) -> None:
         nonlocal writer
-        batch = _plain(table).append_column(PREDICTION_COLUMN, _float_array(predictions))
+        batch = _plain(table).append_column(PREDICTION_COLUMN, _prediction_array(predictions))
         if writer is None:
             layout = schema if schema is not None else batch.schema
             text = [field.name for field in layout if _is_text(field.type)]
@@ -921,7 +933,7 @@ def _csv_lines(table: Any, predictions: np.ndarray, path: Path) -> list[Any]:
     """The batch's rows and their predictions as CSV lines: the buffers to write, one per
     :data:`_FORMAT_ROWS` rows (the text of a few columns at a time, not of the batch's)."""
 
-    table = table.append_column(PREDICTION_COLUMN, _float_array(predictions))
+    table = table.append_column(PREDICTION_COLUMN, _prediction_array(predictions))
     return [
         _csv_text(table.slice(start, _FORMAT_ROWS), path)
         for start in range(0, table.num_rows, _FORMAT_ROWS)
@@ -943,11 +955,16 @@ def _csv_text(table: Any, path: Path) -> Any:
     return data.slice(int(bounds[0]), int(bounds[-1] - bounds[0]))
 
 
-def _float_array(values: np.ndarray) -> Any:
-    """A float64 numpy array as a pyarrow array, sharing its memory (not pyarrow.array(),
-    which imports pandas)."""
+def _prediction_array(values: np.ndarray) -> Any:
+    """Predictions as a pyarrow array: numbers as float64, sharing their memory (not
+    pyarrow.array(), which imports pandas); a classifier's labels (an object array) as int64
+    or text."""
     import pyarrow as pa
 
+    if values.dtype == object:
+        labels = values.tolist()
+        kind = pa.int64() if labels and isinstance(labels[0], int) else pa.string()
+        return pa.array(labels, type=kind)
     values = np.ascontiguousarray(values, dtype=np.float64)
     return pa.Array.from_buffers(pa.float64(), len(values), [None, pa.py_buffer(values)])
 

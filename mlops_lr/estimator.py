@@ -35,9 +35,10 @@ class QuantizedLinearRegression(RegressorMixin, BaseEstimator):
         Signed codes with zero point 0, or unsigned codes with an integer zero point.
     granularity : {"per_tensor", "per_feature_pow2"}, default="per_feature_pow2"
         One scale for all coefficients, or one scale times a power of two per feature.
-    rounding : {"nearest", "hessian", "optimal"}, default="optimal"
+    rounding : {"nearest", "hessian", "optimal", "auto"}, default="auto"
         Round each code alone, with GPTQ-style error feedback, or exactly minimise the mean
-        squared change of the training predictions on the grid.
+        squared change of the training predictions on the grid; ``"auto"`` is ``"optimal"``
+        when its search fits ``max_nodes``, else ``"hessian"``.
     scale : {"minmax", "search"}, default="search"
         The range-covering scale, or the one that minimises that objective.
     bias_correction : bool, default=True
@@ -78,7 +79,7 @@ class QuantizedLinearRegression(RegressorMixin, BaseEstimator):
         bits: int = 8,
         scheme: str = "symmetric",
         granularity: str = "per_feature_pow2",
-        rounding: str = "optimal",
+        rounding: str = "auto",
         scale: str = "search",
         bias_correction: bool = True,
         intercept_dtype: str = "float32",

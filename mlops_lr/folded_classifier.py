@@ -58,6 +58,11 @@ class FoldedClassifier:
         return self.rows[0].categorical_names
 
     @property
+    def is_plain(self) -> bool:
+        """Numeric inputs only, no missing-value rules (see :attr:`FoldedModel.is_plain`)."""
+        return self.rows[0].is_plain
+
+    @property
     def inputs(self) -> tuple:
         """The inputs of the first row (every row has the same names, kinds and fills)."""
         return self.rows[0].inputs

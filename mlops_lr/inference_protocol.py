@@ -31,6 +31,8 @@ import orjson
 from mlops_lr.folded import NUMERIC, FoldedModel
 
 OUTPUT_NAME = "predict"
+# A classifier's second output: its class probabilities, [N, classes].
+PROBABILITIES = "probabilities"
 # The single-tensor input's name in the metadata (any name is accepted for it).
 TENSOR_INPUT = "input"
 HEADER_LENGTH = "inference-header-content-length"
@@ -67,14 +69,15 @@ class ProtocolError(Exception):
 @dataclass(frozen=True)
 class Inference:
     """A decoded inference request: the model's input as a matrix (``X``, a plain model's
-    fastest path) or as columns by name, its number of rows, the request ``id`` and whether
-    the prediction goes back in binary."""
+    fastest path) or as columns by name, its number of rows, the request ``id`` and the
+    outputs it asks for, each with whether it goes back in binary (all of the model's
+    outputs when the request names none)."""
 
     rows: int
     X: np.ndarray | None
     columns: dict[str, Any] | None
     request_id: str | None
-    binary_output: bool
+    outputs: dict[str, bool]
 
 
 @dataclass(frozen=True)
@@ -91,10 +94,20 @@ def uses_tensor(folded: FoldedModel) -> bool:
     return not folded.categorical_names
 
 
+def output_names(folded: Any) -> tuple[str, ...]:
+    """The model's outputs: its prediction, and a classifier's probabilities."""
+    return (OUTPUT_NAME, PROBABILITIES) if hasattr(folded, "classes") else (OUTPUT_NAME,)
+
+
+def _label_datatype(classes: Sequence[Any]) -> str:
+    return "INT64" if isinstance(classes[0], int) else "BYTES"
+
+
 def model_metadata(
     name: str, version: str, folded: FoldedModel, details: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The ``GET /v2/models/{name}`` document."""
+    """The ``GET /v2/models/{name}`` document (a classifier's labels are BYTES, or INT64 for
+    integer classes, beside FP64 probabilities)."""
     if uses_tensor(folded):
         inputs = [{"name": TENSOR_INPUT, "datatype": "FP64", "shape": [-1, len(folded.inputs)]}]
         content_type = "np"
@@ -108,18 +121,26 @@ def model_metadata(
             for item in folded.inputs
         ]
         content_type = "pd"
+    classifier = hasattr(folded, "classes")
+    outputs = [{"name": OUTPUT_NAME, "datatype": "FP64", "shape": [-1, 1]}]
+    if classifier:
+        outputs = [
+            {"name": OUTPUT_NAME, "datatype": _label_datatype(folded.classes), "shape": [-1, 1]},
+            {"name": PROBABILITIES, "datatype": "FP64", "shape": [-1, len(folded.classes)]},
+        ]
     return {
         "name": name,
         "versions": [version],
         "platform": "mlops-lr",
         "inputs": inputs,
-        "outputs": [{"name": OUTPUT_NAME, "datatype": "FP64", "shape": [-1, 1]}],
+        "outputs": outputs,
         "parameters": {
             "content_type": content_type,
             "feature_names": list(folded.feature_names),
             "categorical": list(folded.categorical_names),
             "kind": str(details.get("kind", "")),
             "sha256": str(details.get("sha256", "")),
+            **({"classes": list(folded.classes)} if classifier else {}),
         },
     }
 
@@ -168,7 +189,7 @@ def decode_request(
     if type(inputs) is not list or not inputs:
         raise ProtocolError("'inputs' must be a non-empty list of tensors")
     tensors = _tensors(inputs, binary)
-    binary_output = _binary_output(document.get("outputs"), parameters)
+    outputs = _requested_outputs(document.get("outputs"), parameters, output_names(folded))
     if (
         len(tensors) == 1
         and len(tensors[0].shape) == 2
@@ -176,35 +197,69 @@ def decode_request(
     ):
         X = _matrix(tensors[0], folded, max_rows, limit)
         if folded.is_plain:
-            return Inference(len(X), X, None, request_id, binary_output)
+            return Inference(len(X), X, None, request_id, outputs)
         columns = {name: X[:, j] for j, name in enumerate(folded.feature_names)}
-        return Inference(len(X), None, columns, request_id, binary_output)
+        return Inference(len(X), None, columns, request_id, outputs)
     rows, columns = _columns(tensors, folded, max_rows, limit)
-    return Inference(rows, None, columns, request_id, binary_output)
+    return Inference(rows, None, columns, request_id, outputs)
 
 
 def encode_response(
-    model_name: str, version: str, inference: Inference, predictions: np.ndarray
+    model_name: str,
+    version: str,
+    inference: Inference,
+    predictions: np.ndarray,
+    probabilities: np.ndarray | None = None,
 ) -> tuple[bytes, int | None]:
-    """The response body, and the length of its JSON header when binary data follows it."""
-    output: dict[str, Any] = {
-        "name": OUTPUT_NAME,
-        "datatype": "FP64",
-        "shape": [len(predictions), 1],
-    }
-    if inference.binary_output:
-        data = np.ascontiguousarray(predictions, dtype="<f8").tobytes()
-        output["parameters"] = {"binary_data_size": len(data)}
-    else:
-        output["data"] = predictions
+    """The response body, and the length of its JSON header when binary data follows it.
+
+    ``predictions`` are numbers, or a classifier's labels (then ``probabilities`` are its
+    class probabilities): the outputs the request asked for, in its order.
+    """
+    tensors = {OUTPUT_NAME: _label_tensor(predictions)}
+    if probabilities is not None:
+        tensors[PROBABILITIES] = ("FP64", list(probabilities.shape), probabilities)
+    encoded, data = [], []
+    for name, binary in inference.outputs.items():
+        datatype, shape, values = tensors[name]
+        output: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
+        if binary:
+            raw = _tensor_bytes(datatype, values)
+            output["parameters"] = {"binary_data_size": len(raw)}
+            data.append(raw)
+        else:
+            output["data"] = values.reshape(-1) if datatype == "FP64" else values
+        encoded.append(output)
     response: dict[str, Any] = {"model_name": model_name, "model_version": version}
     if inference.request_id is not None:
         response["id"] = inference.request_id
-    response["outputs"] = [output]
+    response["outputs"] = encoded
     header = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
-    if not inference.binary_output:
+    if not data:
         return header, None
-    return header + data, len(header)
+    return header + b"".join(data), len(header)
+
+
+def _label_tensor(predictions: np.ndarray) -> tuple[str, list[int], Any]:
+    """The prediction output: FP64 numbers, or a classifier's labels (INT64, or BYTES)."""
+    shape = [len(predictions), 1]
+    if predictions.dtype != object:
+        return "FP64", shape, predictions
+    labels = predictions.tolist()
+    if labels and isinstance(labels[0], int):
+        return "INT64", shape, np.asarray(labels, dtype=np.int64)
+    return "BYTES", shape, labels
+
+
+def _tensor_bytes(datatype: str, values: Any) -> bytes:
+    """A tensor's binary data: little-endian numbers, or per element its UTF-8 bytes after
+    their length (4 bytes, little-endian), as the binary tensor extension lays BYTES out."""
+    if datatype == "FP64":
+        return np.ascontiguousarray(values, dtype="<f8").tobytes()
+    if datatype == "INT64":
+        return np.ascontiguousarray(values, dtype="<i8").tobytes()
+    texts = [str(value).encode() for value in values]
+    return b"".join(len(text).to_bytes(4, "little") + text for text in texts)
 
 
 def _split(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
@@ -332,29 +387,34 @@ def _flat(data: Any, shape: Sequence[int], where: str) -> list[Any]:
     return data
 
 
-def _binary_output(outputs: Any, parameters: Mapping[str, Any]) -> bool:
-    """Whether the prediction goes back as binary data; checks the requested outputs."""
+def _requested_outputs(
+    outputs: Any, parameters: Mapping[str, Any], names: tuple[str, ...]
+) -> dict[str, bool]:
+    """The outputs a request asks for (all of ``names`` when it lists none), in its order,
+    each with whether it goes back as binary data."""
     binary = parameters.get("binary_data_output") is True
     if outputs is None:
-        return binary
+        return dict.fromkeys(names, binary)
     if type(outputs) is not list:
         raise ProtocolError("'outputs' must be a list")
-    if len(outputs) > 1:
-        raise ProtocolError(f"'outputs' names {len(outputs)} outputs; the model has one")
+    known = " and ".join(repr(name) for name in names)
+    requested: dict[str, bool] = {}
     for index, output in enumerate(outputs):
-        if type(output) is not dict or output.get("name") != OUTPUT_NAME:
-            name = output.get("name") if type(output) is dict else output
+        name = output.get("name") if type(output) is dict else output
+        if type(output) is not dict or name not in names:
             raise ProtocolError(
-                f"outputs[{index}]: unknown output {name!r}; the model's output is {OUTPUT_NAME!r}"
+                f"outputs[{index}]: unknown output {name!r}; the model's outputs are {known}"
             )
-        settings = _parameters(output, f"output {OUTPUT_NAME!r}")
+        if name in requested:
+            raise ProtocolError(f"outputs[{index}]: output {name!r} is named twice")
+        settings = _parameters(output, f"output {name!r}")
         if settings.get("classification") or settings.get("class_count"):
             raise ProtocolError(
-                f"output {OUTPUT_NAME!r}: classification is not supported (a regression's "
-                "prediction has no classes)"
+                f"output {name!r}: the classification extension is not supported (a "
+                f"classifier's labels are {OUTPUT_NAME!r}, its probabilities {PROBABILITIES!r})"
             )
-        binary = settings.get("binary_data", binary)
-    return binary is True
+        requested[name] = settings.get("binary_data", binary) is True
+    return requested
 
 
 def _check_rows(rows: int, max_rows: int, where: str) -> None:

@@ -6,15 +6,21 @@ import io
 from collections import defaultdict
 from typing import Any
 
-from mlops_lr.sweep import parameter_value, without_parameter
+from mlops_lr.sweep import MEASURES, Measures, parameter_value, without_parameter
 
 
-def sweep_figure_png(rows: list[dict[str, Any]], parameter: str | None = None) -> bytes:
-    """R² and mean |Δpred| against bits, one line per method, the float R² as a reference.
+def sweep_figure_png(
+    rows: list[dict[str, Any]], parameter: str | None = None, shown: Measures | None = None
+) -> bytes:
+    """The test score and the closeness to the float model (``shown``: R² and mean
+    |Δpred| for a regressor, the default; accuracy and class agreement for a classifier)
+    against bits, one line per method, the float model's score as a reference.
 
     With ``parameter`` (a ``model.<parameter>`` the sweep varies, e.g. ``alpha``) and one bit
-    width, against that parameter instead, the float model's R² a line of its own.
+    width, against that parameter instead, the float model's score a line of its own.
     """
+    shown = shown or MEASURES["regression"]
+    score_quant, score_float = f"{shown.score}_quant", f"{shown.score}_float"
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,7 +48,12 @@ def sweep_figure_png(rows: list[dict[str, Any]], parameter: str | None = None) -
     figure, (ax_r2, ax_diff) = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
     # Colour by granularity, line style by rounding: methods that coincide stay visible.
     colours = {"per_tensor": "tab:red", "per_feature_pow2": "tab:blue"}
-    styles = {"nearest": (":", "s"), "hessian": ("--", "^"), "optimal": ("-", "o")}
+    styles = {
+        "nearest": (":", "s"),
+        "hessian": ("--", "^"),
+        "optimal": ("-", "o"),
+        "auto": ("-.", "o"),
+    }
     for label, points in sorted(lines.items()):
         points.sort(key=x_of)
         xs = [x_of(p) for p in points]
@@ -55,11 +66,11 @@ def sweep_figure_png(rows: list[dict[str, Any]], parameter: str | None = None) -
             "alpha": 0.85,
             "label": label,
         }
-        ax_r2.plot(xs, [p["r2_quant"] for p in points], **look)
-        ax_diff.plot(xs, [p["mean_abs_pred_diff"] for p in points], **look)
+        ax_r2.plot(xs, [p[score_quant] for p in points], **look)
+        ax_diff.plot(xs, [p[shown.closeness] for p in points], **look)
     floats: dict[str, set[tuple[float, float]]] = defaultdict(set)
     for row in rows:
-        floats[suffix(row)].add((x_of(row), row["r2_float"]))
+        floats[suffix(row)].add((x_of(row), row[score_float]))
     reference = {"color": "black", "linestyle": "--", "linewidth": 1}
     if parameter is not None:
         for label, points in sorted(floats.items()):
@@ -67,18 +78,23 @@ def sweep_figure_png(rows: list[dict[str, Any]], parameter: str | None = None) -
             ax_r2.plot(xs, r2s, marker=".", label=f"float model{label}", **reference)
     elif len(models) == 1:
         (_, r2_float), *_ = floats[""]
-        ax_r2.axhline(r2_float, label=f"float R² {r2_float:.4f}", **reference)
+        ax_r2.axhline(r2_float, label=f"float {shown.score_label} {r2_float:.4f}", **reference)
     all_floats = [r2 for points in floats.values() for _, r2 in points]
     best_float = max(all_floats)
-    low = max(min(r["r2_quant"] for r in rows), min(all_floats) - 0.1)
+    low = max(min(r[score_quant] for r in rows), min(all_floats) - 0.1)
     ax_r2.set_ylim(low - 0.005, best_float + 0.01)
     xlabel = "bits" if parameter is None else f"model.{parameter} ({bit_widths[0]} bits)"
-    ax_r2.set(title="Test R² of the quantized model", xlabel=xlabel, ylabel="R² (test split)")
-    ax_diff.set_yscale("log")
-    ax_diff.set(
-        title="Mean |Δprediction| vs the float model",
+    ax_r2.set(
+        title=f"Test {shown.score_label} of the quantized model",
         xlabel=xlabel,
-        ylabel="mean |quantized − float| (log)",
+        ylabel=f"{shown.score_label} (test split)",
+    )
+    if shown.log_scale:
+        ax_diff.set_yscale("log")
+    ax_diff.set(
+        title=f"{shown.closeness_label.capitalize()} with the float model",
+        xlabel=xlabel,
+        ylabel=shown.closeness_label + (" (log)" if shown.log_scale else ""),
     )
     xs_all = [x_of(r) for r in rows]
     for axis in (ax_r2, ax_diff):

@@ -218,12 +218,13 @@ def spec_from(settings: object, fit_intercept: bool = True) -> QuantizationSpec:
 
 
 def default_spec(bits: int = 8) -> QuantizationSpec:
-    """Recommended preset: symmetric, per-feature pow2, optimal rounding, scale search."""
+    """Recommended preset: symmetric, per-feature pow2, optimal rounding (when its search fits
+    the budget, else Hessian: ``"auto"``), scale search."""
     return QuantizationSpec(
         bits=bits,
         scheme="symmetric",
         granularity="per_feature_pow2",
-        rounding="optimal",
+        rounding="auto",
         scale="search",
         bias_correction=True,
         intercept_dtype="float32",

@@ -45,6 +45,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlops_lr import __version__
 from mlops_lr.folded import NUMERIC, FoldedModel
+from mlops_lr.folded_classifier import probabilities
 from mlops_lr.inference_protocol import (
     HEADER_LENGTH,
     ProtocolError,
@@ -53,7 +54,7 @@ from mlops_lr.inference_protocol import (
     infer_request_schema,
     model_metadata,
 )
-from mlops_lr.predictor import LinearPredictor
+from mlops_lr.predictor import SCORES, LinearPredictor
 
 JSON_TYPE = "application/json"
 # Latency buckets (seconds) for a model that answers in well under a millisecond.
@@ -96,17 +97,36 @@ class ModelInfo(BaseModel):
     scheme: str = Field(description="Quantization scheme, or 'float64'.")
     granularity: str | None
     feature_names: list[str]
-    r2: float = Field(description="R² of this model on the test split.")
-    mse: float = Field(description="MSE of this model on the test split.")
-    r2_float: float = Field(description="R² of the float model on the same split.")
-    mse_float: float = Field(description="MSE of the float model on the same split.")
+    task: str = Field(description="'regression' or 'classification'.")
+    r2: float | None = Field(description="R² of this model on the test split (a regressor).")
+    mse: float | None = Field(description="MSE of this model on the test split (a regressor).")
+    r2_float: float | None = Field(description="R² of the float model on the same split.")
+    mse_float: float | None = Field(description="MSE of the float model on the same split.")
+    accuracy: float | None = Field(
+        default=None, description="Accuracy of this model on the test split (a classifier)."
+    )
+    log_loss: float | None = Field(
+        default=None, description="Log loss of this model on the test split (a classifier)."
+    )
+    accuracy_float: float | None = Field(default=None)
+    log_loss_float: float | None = Field(default=None)
+    classes: list[str | int] | None = Field(
+        default=None, description="A classifier's classes, in its probabilities' order."
+    )
     sha256: str
     created_at: str
     max_rows: int = Field(description="Most rows one POST /predict may carry.")
 
 
 class Predictions(BaseModel):
-    predictions: list[float] = Field(description="One prediction per row, in request order.")
+    predictions: list[float | str | int] = Field(
+        description="One prediction per row, in request order: a number, or a classifier's label."
+    )
+    probabilities: list[list[float]] | None = Field(
+        default=None,
+        description="A classifier's class probabilities per row, in the order of `classes`.",
+    )
+    classes: list[str | int] | None = Field(default=None, description="A classifier's classes.")
     model: str
 
 
@@ -179,7 +199,11 @@ def input_limit(predictor: LinearPredictor) -> float:
     finite: with all numeric |x| ≤ limit, |prediction| ≤ limit·Σ|weight| + (the rest) <
     float64's max, the rest being the intercept, the largest |entry| of each category table,
     and each input's contribution when missing."""
-    folded = predictor.folded
+    rows = getattr(predictor.folded, "rows", (predictor.folded,))  # a classifier's scores
+    return min(_row_limit(row) for row in rows)
+
+
+def _row_limit(folded: FoldedModel) -> float:
     budget = abs(folded.intercept) + 1.0  # limit·budget bounds |prediction| when limit >= 1
     for item in folded.inputs:
         if item.kind == NUMERIC:
@@ -714,7 +738,17 @@ def create_app(
         "scheme": details.get("scheme", "float64"),
         "granularity": details.get("granularity"),
         "feature_names": list(feature_names),
+        "task": details.get("task", "regression"),
         **{key: details.get(key) for key in ("r2", "mse", "r2_float", "mse_float")},
+        **(
+            {
+                **{k: details.get(k) for k in SCORES["classification"]},
+                **{f"{k}_float": details.get(f"{k}_float") for k in SCORES["classification"]},
+                "classes": list(predictor.folded.classes),
+            }
+            if predictor.is_classifier
+            else {}
+        ),
         "sha256": details.get("sha256", ""),
         "created_at": details.get("created_at", ""),
         "max_rows": max_rows,
@@ -765,18 +799,24 @@ def create_app(
     async def post_predict(request: Request) -> Response:
         body = await read_body(request, max_body_bytes)
         if plain:
-            predictions = predictor.predict(parse_rows(body, feature_names, max_rows, limit))
+            X = parse_rows(body, feature_names, max_rows, limit)
+            columns = {name: X[:, j] for j, name in enumerate(feature_names)}
         else:
-            predictions = predictor.predict_table(
-                parse_table(body, predictor.folded, max_rows, limit)
-            )
-        metrics.rows.labels(predictor.name).inc(len(predictions))
+            columns = parse_table(body, predictor.folded, max_rows, limit)
+        if predictor.is_classifier:
+            scores = predictor.folded.decision_function(columns)
+            content = {
+                "predictions": predictor.folded.labels(scores).tolist(),
+                "probabilities": probabilities(predictor.folded.link, scores),
+                "classes": list(predictor.folded.classes),
+                "model": predictor.name,
+            }
+        else:
+            predictions = predictor.predict(X) if plain else predictor.predict_table(columns)
+            content = {"predictions": predictions, "model": predictor.name}
+        metrics.rows.labels(predictor.name).inc(len(content["predictions"]))
         return Response(
-            orjson.dumps(
-                {"predictions": predictions, "model": predictor.name},
-                option=orjson.OPT_SERIALIZE_NUMPY,
-            ),
-            media_type=JSON_TYPE,
+            orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), media_type=JSON_TYPE
         )
 
     @app.get(
@@ -906,12 +946,19 @@ def _add_open_inference_routes(
         inference = decode_request(
             body, request.headers.get(HEADER_LENGTH), folded, max_rows, limit
         )
-        if inference.X is not None:
+        proba = None
+        if predictor.is_classifier:
+            columns = inference.columns
+            if columns is None:  # a plain model's matrix
+                columns = dict(zip(folded.feature_names, inference.X.T, strict=True))
+            scores = folded.decision_function(columns)
+            predictions, proba = folded.labels(scores), probabilities(folded.link, scores)
+        elif inference.X is not None:
             predictions = predictor.predict(inference.X)
         else:
             predictions = predictor.predict_table(inference.columns)
         metrics.rows.labels(predictor.name).inc(len(predictions))
-        content, header_length = encode_response(name, version, inference, predictions)
+        content, header_length = encode_response(name, version, inference, predictions, proba)
         if header_length is None:
             return Response(content, media_type=JSON_TYPE)
         return Response(

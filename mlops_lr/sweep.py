@@ -19,6 +19,7 @@ import io
 import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,22 +34,75 @@ COLUMNS = (
     "status",
     "overrides",
     "model",
+    "task",
     "bits",
     "scheme",
     "granularity",
     "rounding",
+    "rounding_used",
     "scale",
     "r2_float",
     "r2_quant",
     "mse_quant",
     "max_abs_pred_diff",
     "mean_abs_pred_diff",
+    "accuracy_float",
+    "accuracy_quant",
+    "log_loss_float",
+    "log_loss_quant",
+    "class_agreement",
+    "max_abs_proba_diff",
+    "mean_abs_proba_diff",
     "calibration_objective",
     "size_bytes_quant",
     "payload_bytes_quant",
     "mlflow_run_id",
     "error",
 )
+
+
+@dataclass(frozen=True)
+class Measures:
+    """What a sweep's table and plot show for one task: the quantized model's test score
+    (``<score>_quant``, beside its float model's ``<score>_float``), how close it stays to
+    the float model (``closeness``, on a log scale when ``log_scale``) and the worst case
+    (``worst``)."""
+
+    score: str
+    score_label: str
+    closeness: str
+    closeness_label: str
+    worst: str
+    worst_label: str
+    log_scale: bool
+
+
+MEASURES = {
+    "regression": Measures(
+        "r2",
+        "R²",
+        "mean_abs_pred_diff",
+        "mean abs Δpred",
+        "max_abs_pred_diff",
+        "max abs Δpred",
+        log_scale=True,
+    ),
+    "classification": Measures(
+        "accuracy",
+        "accuracy",
+        "class_agreement",
+        "class agreement",
+        "max_abs_proba_diff",
+        "max abs ΔP",
+        log_scale=False,
+    ),
+}
+
+
+def measures_of(rows: list[dict[str, Any]]) -> Measures:
+    """The measures of the sweep's task (its first finished job's; a regression's if none)."""
+    tasks = [row.get("task") or "regression" for row in rows if row["status"] == "ok"]
+    return MEASURES[tasks[0] if tasks else "regression"]
 
 
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
@@ -176,6 +230,7 @@ def write_reports(sweep_dir: str | Path) -> list[dict[str, Any]]:
     def in_table_order(row: dict[str, Any]) -> tuple[int, int, int]:
         return first_job[row["model"]], row.get("bits", 0), row["job"]
 
+    shown = measures_of(rows)
     table = markdown_table(
         [
             "job",
@@ -185,10 +240,10 @@ def write_reports(sweep_dir: str | Path) -> list[dict[str, Any]]:
             "granularity",
             "rounding",
             "scale",
-            *(["float R²"] if models else []),
-            "R²",
-            "mean abs Δpred",
-            "max abs Δpred",
+            *([f"float {shown.score_label}"] if models else []),
+            shown.score_label,
+            shown.closeness_label,
+            shown.worst_label,
             "bytes",
             "status",
         ],
@@ -199,12 +254,12 @@ def write_reports(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 *([row["model"]] if models else []),
                 row.get("bits", ""),
                 row.get("granularity", ""),
-                row.get("rounding", ""),
+                _rounding(row),
                 row.get("scale", ""),
-                *([_fmt(row.get("r2_float"), ".6f")] if models else []),
-                _fmt(row.get("r2_quant"), ".6f"),
-                _fmt(row.get("mean_abs_pred_diff"), ".2e"),
-                _fmt(row.get("max_abs_pred_diff"), ".2e"),
+                *([_fmt(row.get(f"{shown.score}_float"), ".6f")] if models else []),
+                _fmt(row.get(f"{shown.score}_quant"), ".6f"),
+                _fmt(row.get(shown.closeness), ".2e" if shown.log_scale else ".6f"),
+                _fmt(row.get(shown.worst), ".2e"),
                 row.get("payload_bytes_quant", ""),
                 row["status"] if row["status"] == "ok" else f"failed: {row['error']}",
             ]
@@ -222,13 +277,19 @@ def write_reports(sweep_dir: str | Path) -> list[dict[str, Any]]:
         "sweep_results.csv": buffer.getvalue().encode(),
         "sweep_results.md": (header + table + "\n").encode(),
     }
-    ok_rows = [row for row in rows if row["status"] == "ok" and "r2_quant" in row]
+    ok_rows = [row for row in rows if row["status"] == "ok" and f"{shown.score}_quant" in row]
     if ok_rows:
         from mlops_lr.plots import sweep_figure_png
 
-        files["sweep.png"] = sweep_figure_png(ok_rows, model_parameter(ok_rows))
+        files["sweep.png"] = sweep_figure_png(ok_rows, model_parameter(ok_rows), shown)
     artifacts.write_artifacts(sweep_dir, files, {"jobs": len(rows), "failed": failed})
     return rows
+
+
+def _rounding(row: dict[str, Any]) -> str:
+    """The rounding asked for, and what ``auto`` got."""
+    asked, used = row.get("rounding", ""), row.get("rounding_used")
+    return f"{asked} ({used})" if asked == "auto" and used else asked
 
 
 def _fmt(value: Any, spec: str) -> str:

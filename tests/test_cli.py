@@ -81,7 +81,7 @@ def test_help_lists_the_stages_and_groups(run_cli) -> None:
     result = run_cli("--help")
     assert result.returncode == 0
     assert "Stages (stage=...): train, quantize, predict, serve, export" in result.stdout
-    assert "dataset: california, csv, diabetes" in result.stdout
+    assert "dataset: breast_cancer, california, csv, diabetes" in result.stdout
 
 
 def test_a_data_home_that_cannot_be_created_gives_one_line(
@@ -119,7 +119,8 @@ def test_an_unknown_option_is_one_line_naming_the_options(run_cli, tmp_path: Pat
     result = run_cli("model=svm")
     assert_one_line_error(
         result,
-        "Could not find 'model/svm'; options: elastic_net, lasso, linear_regression, ridge",
+        "Could not find 'model/svm'; options: elastic_net, lasso, linear_regression, "
+        "logistic_regression, ridge",
         exit_code=2,
     )
     assert not (tmp_path / "artifacts").exists()

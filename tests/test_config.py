@@ -177,7 +177,7 @@ def test_unknown_options_and_wrong_types_fail_while_composing(compose_cfg) -> No
 @pytest.mark.parametrize(
     ("overrides", "tag", "expected"),
     [
-        ([], "default-8bit", {"scheme": "symmetric", "rounding": "optimal"}),
+        ([], "default-8bit", {"scheme": "symmetric", "rounding": "auto"}),
         (["quantization.bits=4"], "default-4bit", {"bits": 4}),
         (["quantization=uint8"], "uint8", {"scheme": "asymmetric", "granularity": "per_tensor"}),
         (["quantization=uint8", "quantization.bits=4"], "uint8-4bit", {"bits": 4}),

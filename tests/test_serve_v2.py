@@ -312,11 +312,11 @@ BAD = {
             "inputs": [tensor(np.zeros((1, 8)))],
             "outputs": [{"name": "predict", "parameters": {"class_count": 1}}],
         },
-        "classification is not supported",
+        "the classification extension is not supported",
     ),
     "output_twice": (
         {"inputs": [tensor(np.zeros((1, 8)))], "outputs": [{"name": "predict"}] * 2},
-        "'outputs' names 2 outputs; the model has one",
+        "outputs[1]: output 'predict' is named twice",
     ),
     "width": (
         {"inputs": [{"name": "input", "shape": [1, 7], "datatype": "FP64", "data": [0] * 7}]},
@@ -360,7 +360,7 @@ BAD = {
     ),
     "unknown_output": (
         {"inputs": [tensor(np.zeros((1, 8)))], "outputs": [{"name": "probabilities"}]},
-        "outputs[0]: unknown output 'probabilities'; the model's output is 'predict'",
+        "outputs[0]: unknown output 'probabilities'; the model's outputs are 'predict'",
     ),
     "parameters_not_an_object": (
         {"inputs": [tensor(np.zeros((1, 8)))], "parameters": [1]},

@@ -101,7 +101,7 @@ def test_train_quantize_and_export_are_runs_with_params_metrics_tags_and_artifac
     quantized_dir = artifacts_dir / "quantized" / "default-8bit"
     quantized_metrics = json.loads((quantized_dir / "metrics.json").read_text())
     assert quantize.data.params["quantization.bits"] == "8"
-    assert quantize.data.params["quantization.rounding"] == "optimal"
+    assert quantize.data.params["quantization.rounding"] == "auto"
     assert quantize.data.metrics["r2_quant"] == quantized_metrics["r2_quant"]
     assert quantize.data.metrics["max_abs_pred_diff"] == quantized_metrics["max_abs_pred_diff"]
     assert quantize.data.tags["mlops_lr.quality"] == quantized_metrics["quality"]

@@ -59,6 +59,11 @@ def _export(config: Config, tag: str) -> tuple[Path, dict[str, Any]]:
     predictor = load_predictor(
         artifacts_dir, tag, config.paths.quantized_dir, allow_stale=config.allow_stale
     )
+    if predictor.is_classifier:
+        raise ConfigError(
+            f"export.model={tag!r} is a classifier: exporting classifiers (ONNX, C) is not "
+            "built yet; serve it (stage=serve) or predict with it (stage=predict)"
+        )
     model_dir, quantized = artifacts_dir, None
     if tag != FLOAT_MODEL:
         model_dir = quantized_model_dir(artifacts_dir, tag, config.paths.quantized_dir)

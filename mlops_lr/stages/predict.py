@@ -34,6 +34,11 @@ def run(config: Config) -> np.ndarray | int:
                 print(f"Sample Probabilities ({classes}):")
                 print(predictor.predict_proba_table(columns))
         return predictions
+    if settings.proba:
+        raise ConfigError(
+            "predict.proba=true is for sample predictions: files get the labels (the server's "
+            "/predict returns probabilities too)"
+        )
     # Deferred: sample predictions need neither pandas nor the file readers.
     from mlops_lr.batch_predict import input_paths, output_path, predict_files
 
