@@ -37,6 +37,12 @@ bit for bit. (A ``Gemm`` over the numeric inputs, a third faster, sums in anothe
 off on a table with a column near 1e6 whose weight the intercept cancels, where the export
 allows 1.5e-12.) float32 graphs centre the numeric inputs (without, penguins are 0.011 off).
 
+A classifier (:func:`classifier_graph`) computes its rows' scores the same way (a plain model:
+one ``Gemm`` whose weights have a row per score; otherwise each row's folded graph, its names
+after ``row<k>/``), then ``Sigmoid`` (``[1 − p, p]``) or ``Softmax`` into ``probabilities``
+and ``Greater(score, 0)`` or ``ArgMax`` (the first on ties, as numpy) mapped to the classes by
+``Gather`` into ``label`` (text or int64): skl2onnx's layout without its ``ZipMap``.
+
 Codes of up to 4 bits are stored as INT4/UINT4 and 9-16 bits as INT16/UINT16 (opset 21);
 5-8 bits as INT8/UINT8 (opset 13, for older runtimes).
 """
@@ -60,11 +66,17 @@ from mlops_lr.folded import (
     NumericInput,
     category_text,
 )
+from mlops_lr.folded_classifier import LOGISTIC, FoldedClassifier
 from mlops_lr.quantize import QuantizedLinearModel
+from mlops_lr.quantized_classifier import QuantizedFoldedClassifier
 from mlops_lr.quantized_folded import QuantizedFoldedModel
 
 INPUT = "X"
 OUTPUT = "predictions"
+# A classifier's outputs, and the metadata key listing its classes (JSON).
+LABEL = "label"
+PROBABILITIES = "probabilities"
+CLASSES_METADATA = "mlops_lr.classes"
 ELEMENT_TYPES = {np.float32: TensorProto.FLOAT, np.float64: TensorProto.DOUBLE}
 # As ONNX Runtime names them (``NodeArg.type``).
 TYPE_NAMES = {
@@ -152,38 +164,179 @@ def folded_graph(
     if OUTPUT in folded.feature_names:
         raise ValueError(f"a column named {OUTPUT!r} would be the graph's input and output")
     graph = _FoldedGraph(folded, dtype, quantized)
+    total = _folded_score(graph, folded, center)
+    graph.nodes.append(helper.make_node("Reshape", [total, graph.flat], [OUTPUT]))
+    body = helper.make_graph(
+        graph.nodes,
+        "folded_linear_model",
+        _column_inputs(folded, dtype),
+        [helper.make_tensor_value_info(OUTPUT, ELEMENT_TYPES[dtype], ["N"])],
+        graph.initializers,
+    )
+    return _model(body, _opsets(folded, graph.opset), _described(folded, dtype, metadata))
+
+
+def _folded_score(
+    graph: _FoldedGraph, folded: FoldedModel, center: Mapping[str, float] | None
+) -> str:
+    """Add the nodes of ``folded``'s prediction, ``[N, 1]``: each input's contribution added
+    in the model's order, then the intercept (see the module docstring); return its name."""
     intercept, total = folded.intercept, None
     for item, columns in folded.design_slices():
         if item.kind == NUMERIC:
-            shift = 0.0 if center is None else float(np.asarray(center[item.name], dtype))
+            shift = 0.0 if center is None else float(np.asarray(center[item.name], graph.dtype))
             part = graph.numeric(item, columns.start, shift)
             intercept += shift * item.weight  # in float64, from the exact weight
         else:
             part = graph.categorical(item, columns)
         # The running sum, up to and including this input.
         total = part if total is None else graph.node("Add", [total, part], f"sum/{item.name}")
-    total = graph.node("Add", [total, graph.constant("intercept", intercept)], "total")
-    graph.nodes.append(helper.make_node("Reshape", [total, graph.flat], [OUTPUT]))
-    inputs = [(item, _input_type(item, dtype)) for item in folded.inputs]
-    body = helper.make_graph(
-        graph.nodes,
-        "folded_linear_model",
-        [helper.make_tensor_value_info(item.name, kind, ["N", 1]) for item, kind in inputs],
-        [helper.make_tensor_value_info(OUTPUT, ELEMENT_TYPES[dtype], ["N"])],
-        graph.initializers,
-    )
+    return graph.node("Add", [total, graph.constant("intercept", intercept)], "total")
+
+
+def _column_inputs(folded: FoldedModel, dtype: type) -> list[onnx.ValueInfoProto]:
+    """One ``[N, 1]`` graph input per column of ``folded``."""
+    return [
+        helper.make_tensor_value_info(item.name, _input_type(item, dtype), ["N", 1])
+        for item in folded.inputs
+    ]
+
+
+def _opsets(folded: FoldedModel, opset: int) -> dict[str, int]:
+    return {"": opset, **({ML_DOMAIN: ML_OPSET} if folded.categorical_names else {})}
+
+
+def _described(folded: FoldedModel, dtype: type, metadata: Mapping[str, str]) -> dict[str, str]:
+    """``metadata`` and ``mlops_lr.inputs``: each column input's name, kind, type, shape and
+    missing marker, as JSON."""
     described = [
         {
             "name": item.name,
             "kind": item.kind,
-            "type": TYPE_NAMES[kind],
+            "type": TYPE_NAMES[_input_type(item, dtype)],
             "shape": ["N", 1],
             "missing": _missing_marker(item),
         }
-        for item, kind in inputs
+        for item in folded.inputs
     ]
-    opsets = {"": graph.opset, **({ML_DOMAIN: ML_OPSET} if folded.categorical_names else {})}
-    return _model(body, opsets, {**metadata, INPUTS_METADATA: json.dumps(described)})
+    return {**metadata, INPUTS_METADATA: json.dumps(described)}
+
+
+def classifier_graph(
+    model: FoldedClassifier | QuantizedFoldedClassifier,
+    dtype: type,
+    metadata: Mapping[str, str],
+    center: np.ndarray | Mapping[str, float] | None = None,
+) -> onnx.ModelProto:
+    """The graph of a classifier, float or quantized (its codes stored): the rows' scores
+    ``[N, rows]`` (a plain model: one ``Gemm`` over ``X``, its weights one row per score;
+    otherwise each row's folded graph over the column inputs, see :func:`folded_graph`),
+    then ``Sigmoid`` (binary: ``[1 − p, p]``) or ``Softmax`` into ``probabilities``
+    (``[N, classes]``), and the decision, ``Greater(score, 0)`` or ``ArgMax`` (first on ties),
+    mapped to the classes by ``Gather`` into ``label`` (``[N]``, text or int64). Numeric
+    inputs are centred on ``center`` first when given (a plain model's: an array; else by
+    name). The metadata adds ``mlops_lr.classes`` (JSON); the model passes
+    ``onnx.checker.check_model(full_check=True)``.
+
+    Raises
+    ------
+    ValueError
+        A column is named as an output (``label``, ``probabilities``).
+    """
+    quantized = isinstance(model, QuantizedFoldedClassifier)
+    folded = model.dequantized() if quantized else model
+    clash = {LABEL, PROBABILITIES} & set(folded.feature_names)
+    if clash:
+        raise ValueError(f"a column named {sorted(clash)[0]!r} would be an input and an output")
+    head = _Graph([*folded.feature_names, LABEL, PROBABILITIES])
+    if folded.is_plain:
+        scores, opset = _plain_scores(head, model, dtype, center)
+        width = len(folded.feature_names)
+        inputs = [helper.make_tensor_value_info(INPUT, ELEMENT_TYPES[dtype], ["N", width])]
+        described = dict(metadata)
+    else:
+        totals, opset = [], FLOAT_OPSET
+        for k, row in enumerate(model.rows):
+            graph = _FoldedGraph(
+                row.dequantized() if quantized else row,
+                dtype,
+                row.linear if quantized else None,
+                taken=[LABEL, PROBABILITIES, *head._taken],
+                prefix=f"row{k}/",
+            )
+            totals.append(_folded_score(graph, folded.rows[k], center))
+            head.nodes += graph.nodes
+            head.initializers += graph.initializers
+            head._taken |= graph._taken
+            opset = max(opset, graph.opset)
+        scores = totals[0] if len(totals) == 1 else head.node("Concat", totals, "scores", axis=1)
+        inputs = _column_inputs(folded, dtype)
+        described = _described(folded, dtype, metadata)
+    classes = np.array(folded.classes, dtype=np.int64 if _integer_classes(folded) else object)
+    classes_name = head.constant("classes", classes)
+    if folded.link == LOGISTIC:
+        positive = head.node("Sigmoid", [scores], "probability")
+        one = head.constant("one", 1.0, dtype)
+        negative = head.node("Sub", [one, positive], "complement")
+        head.nodes.append(helper.make_node("Concat", [negative, positive], [PROBABILITIES], axis=1))
+        chosen = head.node("Greater", [scores, head.constant("zero", 0.0, dtype)], "positive")
+        index = head.node("Cast", [chosen], "chosen", to=TensorProto.INT64)
+        index = head.node("Reshape", [index, head.constant("flat", [-1], np.int64)], "index")
+    else:
+        head.nodes.append(helper.make_node("Softmax", [scores], [PROBABILITIES], axis=1))
+        index = head.node("ArgMax", [scores], "index", axis=1, keepdims=0)
+    head.nodes.append(helper.make_node("Gather", [classes_name, index], [LABEL], axis=0))
+    label_type = TensorProto.INT64 if _integer_classes(folded) else TensorProto.STRING
+    body = helper.make_graph(
+        head.nodes,
+        "folded_linear_classifier",
+        inputs,
+        [
+            helper.make_tensor_value_info(LABEL, label_type, ["N"]),
+            helper.make_tensor_value_info(
+                PROBABILITIES, ELEMENT_TYPES[dtype], ["N", len(folded.classes)]
+            ),
+        ],
+        head.initializers,
+    )
+    described[CLASSES_METADATA] = json.dumps(list(folded.classes))
+    return _model(body, _opsets(folded, opset), described)
+
+
+def _integer_classes(folded: FoldedClassifier) -> bool:
+    return isinstance(folded.classes[0], int)
+
+
+def _plain_scores(
+    graph: _Graph,
+    model: FoldedClassifier | QuantizedFoldedClassifier,
+    dtype: type,
+    center: np.ndarray | None,
+) -> tuple[str, int]:
+    """Add a plain classifier's ``Gemm`` over ``X`` (centred first when ``center`` is given),
+    its weights one row per score; return the scores' name (``[N, rows]``) and the opset."""
+    quantized = isinstance(model, QuantizedFoldedClassifier)
+    folded = model.dequantized() if quantized else model
+    weights, opset = [], FLOAT_OPSET
+    for k, row in enumerate(model.rows):
+        if quantized:
+            name, row_opset = _dequantized_weights(graph, row.linear, dtype, f"row{k}/")
+            weights.append(name)
+            opset = max(opset, row_opset)
+        else:
+            weights.append(graph.constant(f"row{k}/weights", row.coef.reshape(1, -1), dtype))
+    matrix = weights[0] if len(weights) == 1 else graph.node("Concat", weights, "weights", axis=0)
+    features = INPUT
+    intercepts = np.array([row.intercept for row in folded.rows])
+    if center is not None:
+        center = np.asarray(center, dtype=dtype)
+        # The intercepts absorb the centre, in float64 from the exact coefficients.
+        intercepts = intercepts + np.array(
+            [center.astype(np.float64) @ row.coef for row in folded.rows]
+        )
+        features = graph.node("Sub", [INPUT, graph.constant("center", center, dtype)], "centred")
+    bias = graph.constant("intercepts", intercepts, dtype)
+    return graph.node("Gemm", [features, matrix, bias], "scores", transB=1), opset
 
 
 def filled_means(folded: FoldedModel, table: Mapping[str, Any] | Any) -> dict[str, float]:
@@ -237,12 +390,14 @@ class _Graph:
     """Nodes and initializers, added in order under new names: a name that is taken (a
     graph input's, or an earlier one) gets underscores appended."""
 
-    def __init__(self, taken: Iterable[str] = ()) -> None:
+    def __init__(self, taken: Iterable[str] = (), prefix: str = "") -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._taken = set(taken)
+        self._prefix = prefix  # a classifier's rows share one graph: each its own names
 
     def _new_name(self, name: str) -> str:
+        name = self._prefix + name
         while name in self._taken:
             name += "_"
         self._taken.add(name)
@@ -269,9 +424,14 @@ class _FoldedGraph(_Graph):
     (quantized) the stored codes dequantized once into ``design`` and fetched by position."""
 
     def __init__(
-        self, folded: FoldedModel, dtype: type, quantized: QuantizedLinearModel | None
+        self,
+        folded: FoldedModel,
+        dtype: type,
+        quantized: QuantizedLinearModel | None,
+        taken: Iterable[str] = (OUTPUT,),
+        prefix: str = "",
     ) -> None:
-        super().__init__([*folded.feature_names, OUTPUT])
+        super().__init__([*folded.feature_names, *taken], prefix)
         self.dtype = dtype
         if quantized is None:
             self.opset = FLOAT_OPSET
@@ -340,30 +500,37 @@ class _FoldedGraph(_Graph):
 
 
 def _dequantized_weights(
-    graph: _Graph, model: QuantizedLinearModel, dtype: type
+    graph: _Graph, model: QuantizedLinearModel, dtype: type, prefix: str = ""
 ) -> tuple[str, int]:
     """Add ``model``'s codes and the nodes that dequantize them into a ``1 × n`` row of
-    ``dtype`` weights (in float64 bit for bit :meth:`QuantizedLinearModel.coef`); return the
-    row's name and the opset the codes need."""
+    ``dtype`` weights (in float64 bit for bit :meth:`QuantizedLinearModel.coef`), their names
+    after ``prefix``; return the row's name and the opset the codes need."""
     n = int(model.codes.size)
     tensor_type, opset = code_type(model)
     powers = np.exp2(model.exponents.astype(np.float64))
     codes = graph.initializer(
-        helper.make_tensor("codes", tensor_type, [1, n], model.codes.astype(np.int64).tolist())
+        helper.make_tensor(
+            f"{prefix}codes", tensor_type, [1, n], model.codes.astype(np.int64).tolist()
+        )
     )
     zero_point = graph.initializer(
-        helper.make_tensor("zero_point", tensor_type, [n], [int(model.zero_point)] * n)
+        helper.make_tensor(f"{prefix}zero_point", tensor_type, [n], [int(model.zero_point)] * n)
     )
     if dtype is np.float32:
-        steps = graph.constant("steps", float(model.scale) * powers, np.float32)
-        return graph.node("DequantizeLinear", [codes, steps, zero_point], "weights", axis=1), opset
-    powers_of_two = graph.constant("powers_of_two", powers, np.float32)
-    scale = graph.constant("scale", float(model.scale), np.float64)
+        steps = graph.constant(f"{prefix}steps", float(model.scale) * powers, np.float32)
+        return graph.node(
+            "DequantizeLinear", [codes, steps, zero_point], f"{prefix}weights", axis=1
+        ), opset
+    powers_of_two = graph.constant(f"{prefix}powers_of_two", powers, np.float32)
+    scale = graph.constant(f"{prefix}scale", float(model.scale), np.float64)
     exact = graph.node(
-        "DequantizeLinear", [codes, powers_of_two, zero_point], "codes_times_powers", axis=1
+        "DequantizeLinear",
+        [codes, powers_of_two, zero_point],
+        f"{prefix}codes_times_powers",
+        axis=1,
     )
-    double = graph.node("Cast", [exact], "codes_double", to=TensorProto.DOUBLE)
-    return graph.node("Mul", [double, scale], "weights"), opset
+    double = graph.node("Cast", [exact], f"{prefix}codes_double", to=TensorProto.DOUBLE)
+    return graph.node("Mul", [double, scale], f"{prefix}weights"), opset
 
 
 def _input_type(item: NumericInput | CategoricalInput, dtype: type) -> int:

@@ -425,3 +425,82 @@ def test_files_get_a_column_of_labels(
     assert predict_files(predictor, rows, output, batch_rows=30, reader=reader) == len(X_test)
     written = pd.read_csv(output) if source == "csv" else pd.read_parquet(output)
     assert written["prediction"].tolist() == predictor.folded.predict(X_test).tolist()
+
+
+@pytest.mark.parametrize("model", ["float", "default-8bit"])
+def test_onnx_export_gives_the_labels_and_probabilities(
+    cancer_artifacts: Path, tmp_path: Path, model: str
+) -> None:
+    """Exported by the stage, run here in ONNX Runtime: scikit-learn's labels for the float
+    model (and the quantized model's own), probabilities to the tolerance."""
+    import shutil
+
+    import onnxruntime
+    from hydra import compose, initialize_config_dir
+
+    from mlops_lr.config import to_config
+    from mlops_lr.predictor import load_predictor
+    from mlops_lr.stages import export
+    from tests.conftest import CONFIG_DIR
+
+    directory = tmp_path / "artifacts"
+    shutil.copytree(cancer_artifacts, directory)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        config = to_config(
+            compose(
+                "config",
+                overrides=[
+                    *BREAST_CANCER,
+                    "stage=export",
+                    "export.format=onnx",
+                    f"export.model={model}",
+                    f"paths.artifacts_dir={directory}",
+                ],
+            )
+        )
+    report = export.run(config)
+    X_train, X_test, y_train, _ = breast_cancer_split()
+    folded = load_predictor(directory, model).folded
+    reference = LogisticRegression(solver="newton-cholesky").fit(X_train, y_train)
+    for dtype in ("float32", "float64"):
+        path = directory / "export" / model / "onnx" / f"model.{dtype}.onnx"
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert [o.name for o in session.get_outputs()] == ["label", "probabilities"]
+        labels, proba = session.run(None, {"X": X_test.to_numpy(dtype=dtype)})
+        assert labels.tolist() == folded.predict(X_test).tolist()
+        if model == "float":
+            assert labels.tolist() == reference.predict(X_test).tolist()
+        tolerance = 1e-5 if dtype == "float32" else 1e-12
+        np.testing.assert_allclose(proba, folded.predict_proba(X_test), rtol=0, atol=tolerance)
+        assert report["checks"][dtype]["class_agreement_vs_python"] == 1.0
+
+
+def test_onnx_export_of_a_multinomial_table_model(tmp_path: Path, species_csv: Path) -> None:
+    import onnxruntime
+
+    from mlops_lr import export_onnx
+    from mlops_lr.predictor import load_predictor
+    from tests.conftest import train_and_quantize
+
+    directory = tmp_path / "artifacts"
+    overrides = species_overrides(species_csv)
+    train_and_quantize(directory, *overrides)
+    _, X_test, _, _ = species_split(species_csv)
+    for model in ("float", "default-8bit"):
+        source = (
+            artifacts.load_folded(directory)
+            if model == "float"
+            else (artifacts.load_quantized(directory / "quantized" / model))
+        )
+        folded = load_predictor(directory, model).folded
+        graph = export_onnx.classifier_graph(source, np.float64, {})
+        session = onnxruntime.InferenceSession(
+            graph.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        inputs = export_onnx.table_to_inputs(folded.rows[0], X_test, np.float64)
+        labels, proba = session.run(None, inputs)
+        assert labels.tolist() == folded.predict(X_test).tolist()
+        # Each row's contributions added in the Python model's order: the same doubles.
+        np.testing.assert_allclose(proba, folded.predict_proba(X_test), rtol=0, atol=1e-15)
+        metadata = {prop.key: prop.value for prop in graph.metadata_props}
+        assert json.loads(metadata[export_onnx.CLASSES_METADATA]) == list(folded.classes)

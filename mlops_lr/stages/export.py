@@ -19,9 +19,11 @@ from mlops_lr.config import Config
 from mlops_lr.data import Split, fingerprint
 from mlops_lr.exceptions import ArtifactError, ConfigError, DataError
 from mlops_lr.fixed_point import INT64_MAX, plan_fixed_point
+from mlops_lr.folded_classifier import probabilities
 from mlops_lr.inventory import EXPORT_DIR
 from mlops_lr.metrics import regression_metrics
 from mlops_lr.predictor import FLOAT_MODEL, LinearPredictor, load_predictor, quantized_model_dir
+from mlops_lr.quantized_classifier import QuantizedFoldedClassifier
 from mlops_lr.quantized_folded import QuantizedFoldedModel
 
 if TYPE_CHECKING:
@@ -59,10 +61,10 @@ def _export(config: Config, tag: str) -> tuple[Path, dict[str, Any]]:
     predictor = load_predictor(
         artifacts_dir, tag, config.paths.quantized_dir, allow_stale=config.allow_stale
     )
-    if predictor.is_classifier:
+    if predictor.is_classifier and settings.format == "c":
         raise ConfigError(
-            f"export.model={tag!r} is a classifier: exporting classifiers (ONNX, C) is not "
-            "built yet; serve it (stage=serve) or predict with it (stage=predict)"
+            f"export.model={tag!r} is a classifier: its integer-only C export is not built "
+            "yet; export.format=onnx exports it"
         )
     model_dir, quantized = artifacts_dir, None
     if tag != FLOAT_MODEL:
@@ -128,77 +130,160 @@ def _onnx(
     files, checks, summary = {}, {}, []
     for dtype in (np.float32, np.float64):
         name = np.dtype(dtype).name
-        graph, inputs, expected, expected_float64 = _onnx_graph(
+        graph, inputs, table, table_float64 = _onnx_graph(
             predictor, quantized, split, dtype, metadata
         )
         data = graph.SerializeToString()
         session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
-        (onnx_predictions,) = session.run(None, inputs)
-        onnx_predictions = onnx_predictions.astype(np.float64)
-        difference = _max_difference(onnx_predictions, expected)
-        absolute, relative = ONNX_TOLERANCE[name]
-        excess = np.abs(onnx_predictions - expected) - relative * np.abs(expected)
-        if not np.max(excess) <= absolute:
-            raise ArtifactError(
-                f"ONNX Runtime ({name}) differs from the Python model by {difference:.3g} on "
-                f"the test split, more than {absolute:g} + {relative:g}·|prediction|: "
-                "not exported"
-            )
-        r2 = regression_metrics(split.y_test, onnx_predictions)["r2"]
+        outputs = session.run(None, inputs)
+        check = (_check_classifier if predictor.is_classifier else _check_regressor)(
+            predictor, outputs, table, table_float64, split, name
+        )
         files[f"model.{name}.onnx"] = data
-        checks[name] = {
-            "opset": graph.opset_import[0].version,
+        checks[name] = {"opset": graph.opset_import[0].version, **check.pop("numbers")}
+        summary.append(f"ONNX Runtime {onnxruntime.__version__}, {name} inputs, {check['line']}")
+    return files, {"onnx_runtime": onnxruntime.__version__, "checks": checks, "summary": summary}
+
+
+def _check_regressor(
+    predictor: LinearPredictor,
+    outputs: list[np.ndarray],
+    table: Any,
+    table_float64: Any,
+    split: Split,
+    name: str,
+) -> dict[str, Any]:
+    """ONNX Runtime's predictions against the Python model's on the same inputs (``table``),
+    within :data:`ONNX_TOLERANCE`; its numbers for the report and a summary line.
+
+    Raises
+    ------
+    ArtifactError
+        Beyond the tolerance.
+    """
+    (onnx_predictions,) = outputs
+    onnx_predictions = onnx_predictions.astype(np.float64)
+    expected = predictor.predict_table(table)
+    difference = _max_difference(onnx_predictions, expected)
+    absolute, relative = ONNX_TOLERANCE[name]
+    excess = np.abs(onnx_predictions - expected) - relative * np.abs(expected)
+    if not np.max(excess) <= absolute:
+        raise ArtifactError(
+            f"ONNX Runtime ({name}) differs from the Python model by {difference:.3g} on "
+            f"the test split, more than {absolute:g} + {relative:g}·|prediction|: "
+            "not exported"
+        )
+    r2 = regression_metrics(split.y_test, onnx_predictions)["r2"]
+    return {
+        "numbers": {
             "max_abs_diff_vs_python": difference,
             "max_abs_diff_vs_python_float64_inputs": _max_difference(
-                onnx_predictions, expected_float64
+                onnx_predictions, predictor.predict_table(table_float64)
             ),
             "r2": r2,
-        }
-        summary.append(
-            f"ONNX Runtime {onnxruntime.__version__}, {name} inputs, test split: R² {r2:.6f}, "
-            f"max |Δ| vs the Python model {difference:.2g} (≤ {absolute:g} + "
-            f"{relative:g}·|prediction|)"
+        },
+        "line": f"test split: R² {r2:.6f}, max |Δ| vs the Python model {difference:.2g} "
+        f"(≤ {absolute:g} + {relative:g}·|prediction|)",
+    }
+
+
+def _check_classifier(
+    predictor: LinearPredictor,
+    outputs: list[np.ndarray],
+    table: Any,
+    table_float64: Any,
+    split: Split,
+    name: str,
+) -> dict[str, Any]:
+    """ONNX Runtime's labels and probabilities against the Python model's on the same inputs
+    (``table``): probabilities within :data:`ONNX_TOLERANCE`, and the same label on every row
+    but those whose deciding margin (``|score|``; a softmax's top two scores apart) is within
+    that tolerance of the scores, where rounding may decide; numbers for the report and a
+    summary line.
+
+    Raises
+    ------
+    ArtifactError
+        Beyond the tolerance.
+    """
+    labels, proba = outputs
+    folded = predictor.folded
+    scores = folded.decision_function(table)
+    expected_labels, expected_proba = folded.labels(scores), probabilities(folded.link, scores)
+    absolute, relative = ONNX_TOLERANCE[name]
+    difference = _max_difference(proba.astype(np.float64), expected_proba)
+    if not difference <= absolute:
+        raise ArtifactError(
+            f"ONNX Runtime ({name}) probabilities differ from the Python model's by "
+            f"{difference:.3g} on the test split, more than {absolute:g}: not exported"
         )
-    return files, {"onnx_runtime": onnxruntime.__version__, "checks": checks, "summary": summary}
+    differ = np.asarray(labels).astype(object) != expected_labels
+    if folded.link == "logistic":
+        margin, size = np.abs(scores), np.abs(scores)
+    else:
+        top = np.sort(scores, axis=1)
+        margin, size = top[:, -1] - top[:, -2], np.abs(top[:, -1])
+    undecided = margin <= absolute + relative * size
+    if np.any(differ & ~undecided):
+        row = int(np.flatnonzero(differ & ~undecided)[0])
+        raise ArtifactError(
+            f"ONNX Runtime ({name}) predicts {labels[row]!r} for test row {row + 1}, the Python "
+            f"model {expected_labels[row]!r}: not exported"
+        )
+    agreement = float(1.0 - differ.mean())
+    accuracy = float(np.mean(np.asarray(labels).astype(object) == split.y_test))
+    return {
+        "numbers": {
+            "class_agreement_vs_python": agreement,
+            "max_abs_proba_diff_vs_python": difference,
+            "accuracy": accuracy,
+        },
+        "line": f"test split: accuracy {accuracy:.6f}, labels agree with the Python model on "
+        f"{agreement:.2%} of rows, max |ΔP| {difference:.2g} (≤ {absolute:g})",
+    }
 
 
 def _onnx_graph(
     predictor: LinearPredictor,
-    quantized: QuantizedFoldedModel | None,
+    quantized: QuantizedFoldedModel | QuantizedFoldedClassifier | None,
     split: Split,
     dtype: type,
     metadata: dict[str, str],
-) -> tuple[onnx.ModelProto, dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """The ``dtype`` graph of the model, its inputs for the test split, and the Python
-    model's predictions for those inputs and for the test split as it is (float64).
+) -> tuple[onnx.ModelProto, dict[str, np.ndarray], Any, Any]:
+    """The ``dtype`` graph of the model, its inputs for the test split, and what those inputs
+    mean as a table the Python model predicts (float64), and the test split as it is.
 
     A plain numeric model takes one matrix ``X``, any other folded model one ``[N, 1]`` input
-    per column (see :mod:`mlops_lr.export_onnx`). float32 graphs centre the numeric inputs on
-    their training means (missing values filled).
+    per column (see :mod:`mlops_lr.export_onnx`); a classifier gives labels and probabilities.
+    float32 graphs centre the numeric inputs on their training means (missing values filled).
     """
     from mlops_lr import export_onnx  # onnx is installed: _onnx checked
 
     folded, centred = predictor.folded, dtype is np.float32
+    names = list(predictor.feature_names)
     if folded.is_plain:
         center = split.X_train.mean(axis=0) if centred else None
-        if quantized is None:
+        if predictor.is_classifier:
+            graph = export_onnx.classifier_graph(quantized or folded, dtype, metadata, center)
+        elif quantized is None:
             graph = export_onnx.float_graph(
                 predictor.coef, predictor.intercept, dtype, metadata, center
             )
         else:
             graph = export_onnx.quantized_graph(quantized.linear, dtype, metadata, center)
         X = split.X_test.astype(dtype)
-        expected = predictor.predict(X.astype(np.float64))
-        return graph, {export_onnx.INPUT: X}, expected, predictor.predict(split.X_test)
-    center = export_onnx.filled_means(folded, split.train) if centred else None
+        table = dict(zip(names, X.astype(np.float64).T, strict=True))
+        return graph, {export_onnx.INPUT: X}, table, dict(zip(names, split.X_test.T, strict=True))
+    layout = folded.rows[0] if predictor.is_classifier else folded
+    center = export_onnx.filled_means(layout, split.train) if centred else None
     model = folded if quantized is None else quantized
+    build = export_onnx.classifier_graph if predictor.is_classifier else export_onnx.folded_graph
     try:
-        graph = export_onnx.folded_graph(model, dtype, metadata, center)
+        graph = build(model, dtype, metadata, center)
     except ValueError as error:
         raise ArtifactError(f"{predictor.name} cannot be exported as ONNX: {error}") from None
-    inputs = export_onnx.table_to_inputs(folded, split.test, dtype)
-    expected = predictor.predict_table(export_onnx.inputs_to_table(folded, inputs))
-    return graph, inputs, expected, predictor.predict_table(split.test)
+    inputs = export_onnx.table_to_inputs(layout, split.test, dtype)
+    return graph, inputs, export_onnx.inputs_to_table(layout, inputs), split.test
 
 
 def _c(
