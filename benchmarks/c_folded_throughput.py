@@ -90,13 +90,24 @@ def c_rate(
     are the Python model's bit for bit."""
     prefix = c_identifier(name)
     names = [f"x{j}" for j in range(N_NUMERIC)] + [f"c{k}" for k in range(len(plan.tables))]
-    (work / f"{prefix}.h").write_text(render_header(plan, prefix, names, ""))
-    executable = work / f"c_throughput_{name}"
+    header = render_header(plan, prefix, names, "")
+    rate, outputs = kernel_rate(work, header, prefix, f"{prefix}_predict", numeric, codes, repeats)
+    return rate, outputs.tobytes() == plan.predict(numeric, codes).tobytes()
+
+
+def kernel_rate(
+    work: Path, header: str, prefix: str, function: str, numeric: np.ndarray,
+    codes: np.ndarray | None, repeats: int,
+) -> tuple[float, np.ndarray]:  # fmt: skip
+    """Rows per second of ``function`` (declared in the C ``header``, named ``<prefix>.h``)
+    on these rows through ``c_throughput.c``, and its outputs as doubles."""
+    (work / f"{prefix}.h").write_text(header)
+    executable = work / f"c_throughput_{prefix}"
     categorical = [] if codes is None else [f"-DN_CATEGORICAL={codes.shape[1]}"]
     subprocess.run(
         [
             "gcc", "-std=c99", "-O2", f"-I{work}", f'-DMODEL_HEADER="{prefix}.h"',
-            f"-DPREDICT={prefix}_predict", f"-DN_FEATURES={N_NUMERIC}", *categorical,
+            f"-DPREDICT={function}", f"-DN_FEATURES={numeric.shape[1]}", *categorical,
             str(HERE / "c_throughput.c"), "-o", str(executable),
         ],
         check=True,
@@ -109,8 +120,7 @@ def c_rate(
     output = subprocess.run(
         [str(executable), *arguments], capture_output=True, text=True, check=True
     ).stdout
-    predictions = np.fromfile(work / "out.f64", dtype=np.float64)
-    return float(output), predictions.tobytes() == plan.predict(numeric, codes).tobytes()
+    return float(output), np.fromfile(work / "out.f64", dtype=np.float64)
 
 
 def main(argv: list[str] | None = None) -> int:

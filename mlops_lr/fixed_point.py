@@ -109,6 +109,8 @@ class FixedPointPlan:
 
     Attributes
     ----------
+    unit : int
+        ``E``: the accumulator unit is ``scale * 2**E``.
     codes : tuple of int
         Integer codes minus the zero point, ``c[j]``.
     zero_point : int
@@ -136,6 +138,7 @@ class FixedPointPlan:
         accumulator units (0.0: all exact, the usual case).
     """
 
+    unit: int
     codes: tuple[int, ...]
     zero_point: int
     input_bits: tuple[int, ...]
@@ -201,6 +204,16 @@ class FixedPointPlan:
         np.ndarray
             float64 predictions; NaN where a numeric input without a fill is NaN.
         """
+        acc, undefined = self.accumulate(numeric, category_codes)
+        y = acc.astype(np.float64) * self.output_scale
+        return np.where(undefined, np.nan, y)
+
+    def accumulate(
+        self, numeric: np.ndarray, category_codes: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The int64 accumulators ``acc + b`` exactly as the exported C computes them (the
+        inputs as :meth:`predict` takes them), and where they are undefined: a numeric input
+        without a fill is NaN (its accumulator is then meaningless)."""
         X = np.asarray(numeric, dtype=np.float64)
         missing = np.isnan(X)
         fills = np.array([np.nan if fill is None else fill for fill in self.fills])
@@ -216,8 +229,83 @@ class FixedPointPlan:
                 known = (column >= 0) & (column <= table.unknown_code)
                 entries = np.asarray(table.entries, dtype=np.int64)
                 acc = acc + entries[np.where(known, column, table.unknown_code)]
-        y = acc.astype(np.float64) * self.output_scale
-        return np.where(np.isnan(filled).any(axis=1), np.nan, y)
+        return acc, np.isnan(filled).any(axis=1)
+
+
+@dataclass(frozen=True)
+class ClassifierPlan:
+    """Integer-only inference of a quantized classifier: one :class:`FixedPointPlan` per row
+    of scores, all in one accumulator unit (the rows share their quantization scale, and
+    :func:`plan_classifier` gives them one ``E``), so the decision compares int64 scores:
+    ``acc + b > 0`` (logistic: the second class), or the first largest ``acc_k + b_k``
+    (softmax). No floating point decides; probabilities, optional, are
+    ``Sigmoid``/``Softmax`` of ``(double)(acc + b) * u``."""
+
+    link: str
+    classes: tuple[Any, ...]
+    rows: tuple[FixedPointPlan, ...]
+
+    @property
+    def output_scale(self) -> float:
+        return self.rows[0].output_scale
+
+    def scores(
+        self, numeric: np.ndarray, category_codes: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's int64 scores ``acc + b``, ``(n, rows)``, exactly as the exported C
+        computes them, and where they are undefined (a numeric input without a fill is
+        NaN)."""
+        results = [row.accumulate(numeric, category_codes) for row in self.rows]
+        return np.column_stack([acc for acc, _ in results]), results[0][1]
+
+    def decide(self, numeric: np.ndarray, category_codes: np.ndarray | None = None) -> np.ndarray:
+        """Each row's class index, as the exported C decides it; -1 where undefined."""
+        scores, undefined = self.scores(numeric, category_codes)
+        if self.link == "logistic":
+            chosen = (scores[:, 0] > 0).astype(np.intp)
+        else:
+            chosen = np.argmax(scores, axis=1)  # the first largest, as the C loop
+        return np.where(undefined, -1, chosen)
+
+    def probabilities(
+        self, numeric: np.ndarray, category_codes: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Each class's probability with the double operations of the exported C's
+        ``_predict_proba`` (its ``exp`` is the C library's, so the last bit may differ);
+        NaN where undefined."""
+        scores, undefined = self.scores(numeric, category_codes)
+        u = self.output_scale
+        if self.link == "logistic":
+            positive = 1.0 / (1.0 + np.exp(-(scores[:, 0].astype(np.float64) * u)))
+            proba = np.column_stack([1.0 - positive, positive])
+        else:
+            top = scores.max(axis=1, keepdims=True).astype(np.float64)
+            shifted = np.exp((scores.astype(np.float64) - top) * u)
+            total = shifted[:, 0].copy()
+            for k in range(1, shifted.shape[1]):  # summed in the C loop's order
+                total += shifted[:, k]
+            proba = shifted / total[:, None]
+        return np.where(undefined[:, None], np.nan, proba)
+
+
+def plan_classifier(
+    rows: Any, link: str, classes: tuple[Any, ...], max_abs: np.ndarray
+) -> ClassifierPlan:
+    """The plan of a quantized classifier's ``rows`` (quantized folded models sharing their
+    scale, as :func:`mlops_lr.quantized_classifier.quantize_classifier` makes them): each
+    row planned alone, then all again at the coarsest unit any of them needs.
+
+    Raises
+    ------
+    ValueError
+        As :func:`plan_fixed_point`, or the rows do not share one scale.
+    """
+    if len({float(row.linear.scale) for row in rows}) != 1:
+        raise ValueError("the rows' scores have different scales: quantize the model again")
+    # A coarser unit only lowers the overflow bound, so each row's plan holds at the coarsest.
+    unit = max(plan_fixed_point(row, max_abs).unit for row in rows)
+    plans = tuple(plan_fixed_point(row, max_abs, min_unit=unit) for row in rows)
+    return ClassifierPlan(link, classes, plans)
 
 
 def input_ranges(layout: FoldedModel, table: Mapping[str, Any] | Any) -> np.ndarray:
@@ -252,10 +340,13 @@ def c_inputs(layout: FoldedModel, table: Mapping[str, Any] | Any) -> tuple[np.nd
 
 
 def plan_fixed_point(
-    model: QuantizedLinearModel | QuantizedFoldedModel, max_abs: np.ndarray
+    model: QuantizedLinearModel | QuantizedFoldedModel,
+    max_abs: np.ndarray,
+    min_unit: int | None = None,
 ) -> FixedPointPlan:
     """The fixed-point plan of ``model`` for numeric inputs whose training range is
-    ``±max_abs``.
+    ``±max_abs``, its accumulator unit ``scale * 2**E`` with ``E >= min_unit`` when given (the
+    rows of a classifier share one unit, so their scores compare as integers).
 
     Parameters
     ----------
@@ -289,6 +380,8 @@ def plan_fixed_point(
         (exponents[d] - range_bits.get(d, 0) for d, code in enumerate(codes) if code),
         default=0,
     )
+    if min_unit is not None:
+        unit = max(unit, min_unit)
     intercept = Fraction(float(linear.intercept_value()))
     while True:
         input_bits = [
@@ -315,6 +408,7 @@ def plan_fixed_point(
         )
         if bound <= INT64_MAX:
             return FixedPointPlan(
+                unit=unit,
                 codes=tuple(codes[d] for d in values),
                 zero_point=int(linear.zero_point),
                 input_bits=tuple(input_bits),

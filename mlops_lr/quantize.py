@@ -1039,6 +1039,50 @@ def quantize_linear_model(
     )
 
 
+def quantize_rows_jointly(
+    coefs: list[np.ndarray],
+    intercepts: list[float],
+    spec: QuantizationSpec,
+    moments: list[CalibrationMoments],
+) -> list[QuantizedLinearModel]:
+    """Quantize several linear models on one grid scale (and zero point): the rows of a
+    multinomial classifier, whose scores the integer-only C compares in one unit.
+
+    Each row keeps its own exponents and intercept. The search minimises the sum of the rows'
+    objectives (each on its own ``moments``: a block-diagonal Hessian), so each row's codes
+    are as good as the shared scale allows; bias correction re-fits each row's intercept.
+
+    Raises
+    ------
+    ValueError, SearchBudgetExceeded
+        As :func:`quantize_linear_model`.
+    """
+    sizes = [np.asarray(coef).size for coef in coefs]
+    if len(moments) != len(coefs) or any(
+        m.mean.size != n for m, n in zip(moments, sizes, strict=True)
+    ):
+        raise ValueError("one set of moments per row, each of the row's size")
+    # Each row's own quadratic form on the diagonal; a zero mean, so that the joint model's
+    # intercept (discarded) moves nothing: each row's is re-fitted below.
+    starts = np.cumsum([0, *sizes])
+    hessian = np.zeros((starts[-1], starts[-1]))
+    for m, start, stop in zip(moments, starts[:-1], starts[1:], strict=True):
+        hessian[start:stop, start:stop] = m.hessian(spec.bias_correction)
+    stacked = CalibrationMoments(mean=np.zeros(starts[-1]), cov=hessian)
+    joint = quantize_linear_model(np.concatenate(coefs), 0.0, spec, stacked)
+    rows = []
+    for coef, intercept, m, start, stop in zip(
+        coefs, intercepts, moments, starts[:-1], starts[1:], strict=True
+    ):
+        row = replace(joint, codes=joint.codes[start:stop], exponents=joint.exponents[start:stop])
+        value = float(intercept)
+        if spec.bias_correction:
+            value += float(m.mean @ (np.asarray(coef, dtype=np.float64) - row.coef()))
+        stored, intercept_scale = _store_intercept(value, spec.intercept_dtype)
+        rows.append(replace(row, intercept=stored, intercept_scale=intercept_scale))
+    return rows
+
+
 def round_to_grid(
     model: QuantizedLinearModel, indices: np.ndarray, values: np.ndarray
 ) -> QuantizedLinearModel:

@@ -31,8 +31,8 @@ from mlops_lr.folded_classifier import (
     check_classifier,
     parse_document,
 )
-from mlops_lr.quantize import CalibrationMoments, QuantizationSpec
-from mlops_lr.quantized_folded import QuantizedFoldedModel, quantize_folded
+from mlops_lr.quantize import CalibrationMoments, QuantizationSpec, quantize_rows_jointly
+from mlops_lr.quantized_folded import QuantizedFoldedModel, quantize_folded, with_codes
 
 FORMAT = "mlops-lr/quantized-classifier/1"
 
@@ -150,10 +150,19 @@ def quantize_classifier(
     ValueError, SearchBudgetExceeded
         As :func:`mlops_lr.quantized_folded.quantize_folded`.
     """
-    rows = tuple(
-        quantize_folded(row, spec, row_moments)
-        for row, row_moments in zip(classifier.rows, moments, strict=True)
-    )
+    if classifier.link == LOGISTIC:
+        rows = (quantize_folded(classifier.rows[0], spec, moments[0]),)
+    else:  # one scale for every row: the integer-only C compares their scores in one unit
+        linears = quantize_rows_jointly(
+            [row.design_coef() for row in classifier.rows],
+            [row.intercept for row in classifier.rows],
+            spec,
+            list(moments),
+        )
+        rows = tuple(
+            with_codes(row, linear, row_moments)
+            for row, linear, row_moments in zip(classifier.rows, linears, moments, strict=True)
+        )
     return QuantizedFoldedClassifier(classifier.link, classifier.classes, rows, classifier.target)
 
 

@@ -126,8 +126,16 @@ def quantize_folded(
     ValueError, SearchBudgetExceeded
         As :func:`mlops_lr.quantize.quantize_linear_model`.
     """
+    linear = quantize_linear_model(folded.design_coef(), folded.intercept, spec, moments)
+    return with_codes(folded, linear, moments)
+
+
+def with_codes(
+    folded: FoldedModel, linear: QuantizedLinearModel, moments: CalibrationMoments
+) -> QuantizedFoldedModel:
+    """``folded`` with ``linear``'s codes (a quantization of its design parameters against
+    ``moments``), each table's uncalibrated entries rounded after its calibrated ones."""
     coef = folded.design_coef()
-    linear = quantize_linear_model(coef, folded.intercept, spec, moments)
     linear = _follow_table_shifts(folded, coef, linear, moments)
     layout = folded.with_design(np.zeros(coef.size), 0.0)
     return QuantizedFoldedModel(layout, linear)
@@ -217,4 +225,11 @@ def float_storage_bytes(folded: FoldedModel) -> int:
     return 8 * (len(folded.design_names()) + 1) + _layout_bytes(folded)
 
 
-__all__ = ["FORMAT", "QuantizedFoldedModel", "calibrate", "float_storage_bytes", "quantize_folded"]
+__all__ = [
+    "FORMAT",
+    "QuantizedFoldedModel",
+    "calibrate",
+    "float_storage_bytes",
+    "quantize_folded",
+    "with_codes",
+]

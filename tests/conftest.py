@@ -287,14 +287,16 @@ def mixed_table(n_rows: int, seed: int = 0, late_category: bool = False) -> pd.D
     )
 
 
-def compile_c(directory: Path, source: str, flags: list[str], output: str) -> Path:
-    """``gcc <flags> <source> -o <output>`` in ``directory``, which must succeed without a
-    single warning; the executable. gcc is required, never skipped."""
+def compile_c(
+    directory: Path, source: str, flags: list[str], output: str, libraries: tuple[str, ...] = ()
+) -> Path:
+    """``gcc <flags> <source> -o <output> <libraries>`` in ``directory``, which must succeed
+    without a single warning; the executable. gcc is required, never skipped."""
     gcc = shutil.which("gcc")
     if gcc is None:
         pytest.fail("gcc is required to test the C export (Debian: apt-get install gcc)")
     build = subprocess.run(
-        [gcc, *flags, source, "-o", output],
+        [gcc, *flags, source, "-o", output, *libraries],
         cwd=directory,
         capture_output=True,
         text=True,

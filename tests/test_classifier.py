@@ -504,3 +504,123 @@ def test_onnx_export_of_a_multinomial_table_model(tmp_path: Path, species_csv: P
         np.testing.assert_allclose(proba, folded.predict_proba(X_test), rtol=0, atol=1e-15)
         metadata = {prop.key: prop.value for prop in graph.metadata_props}
         assert json.loads(metadata[export_onnx.CLASSES_METADATA]) == list(folded.classes)
+
+
+def _export(directory: Path, *overrides: str) -> dict:
+    """Run ``stage=export`` in this process with the CLI's ``overrides``; its report."""
+    from hydra import compose, initialize_config_dir
+
+    from mlops_lr.config import to_config
+    from mlops_lr.stages import export
+    from tests.conftest import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        config = to_config(
+            compose(
+                "config",
+                overrides=["stage=export", f"paths.artifacts_dir={directory}", *overrides],
+            )
+        )
+    return export.run(config)
+
+
+STRICT_C = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion"]
+
+
+def test_c_export_decides_in_integers_as_its_python_model(
+    cancer_artifacts: Path, tmp_path: Path
+) -> None:
+    import shutil
+    import subprocess
+
+    from mlops_lr.export_c import csv_rows
+    from mlops_lr.fixed_point import c_inputs, input_ranges, plan_classifier
+    from tests.conftest import compile_c
+
+    directory = tmp_path / "artifacts"
+    shutil.copytree(cancer_artifacts, directory)
+    report = _export(directory, *BREAST_CANCER, "export.format=c")
+    assert "bit-exact on all 114 test rows" in report["compiled"]
+    assert report["class_agreement_vs_quantized"] == 1.0
+    work = directory / "export" / "default-8bit" / "c"
+    X_train, X_test, _, _ = breast_cancer_split()
+    quantized = artifacts.load_quantized(directory / "quantized" / "default-8bit")
+    layout = quantized.rows[0].layout
+    plan = plan_classifier(
+        quantized.rows, quantized.link, quantized.classes, input_ranges(layout, X_train)
+    )
+    # A missing value in an input without a fill: no class (-1), an empty line.
+    rows = X_test.copy()
+    rows.iloc[3, 0] = np.nan
+    program = compile_c(work, "main.c", STRICT_C, "predict")
+    text = csv_rows(layout, rows)
+    labels = (
+        subprocess.run([str(program)], input=text.encode(), capture_output=True, check=True)
+        .stdout.decode()
+        .split("\n")[:-1]
+    )
+    chosen = plan.decide(*c_inputs(layout, rows))
+    assert chosen[3] == -1
+    assert labels[3] == ""
+    expected = [quantized.classes[k] if k >= 0 else "" for k in chosen]
+    assert labels == expected
+    # The integer decision is the quantized model's on every test row.
+    dequantized = quantized.dequantized().predict(X_test)
+    np.testing.assert_array_equal(np.delete(labels, 3), np.delete(dequantized, 3))
+
+    # Probabilities, behind the macro: the Python model's doubles but for libm's exp.
+    prefix = "mlops_lr_default_8bit"
+    (work / "proba.c").write_text(
+        f'#include <stdio.h>\n#include "{prefix}.h"\n'
+        "int main(void) {\n"
+        f"    double x[{prefix.upper()}_N_FEATURES], p[2];\n"
+        "    int j, chosen;\n"
+        "    for (;;) {\n"
+        f"        for (j = 0; j < {prefix.upper()}_N_FEATURES; ++j) {{\n"
+        '            if (scanf("%lf", &x[j]) != 1) { return 0; }\n'
+        "        }\n"
+        f"        chosen = {prefix}_predict_proba(x, p);\n"
+        '        printf("%d %a %a\\n", chosen, p[0], p[1]);\n'
+        "    }\n"
+        "}\n"
+    )
+    proba_program = compile_c(
+        work, "proba.c", [*STRICT_C, f"-D{prefix.upper()}_PROBABILITIES"], "proba", ("-lm",)
+    )
+    numbers = " ".join(float.hex(float(v)) for v in X_test.to_numpy().ravel())
+    printed = (
+        subprocess.run(
+            [str(proba_program)], input=numbers.encode(), capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split()
+    )
+    classes = np.array(printed[0::3], dtype=int)
+    proba = np.column_stack([[float.fromhex(v) for v in printed[k::3]] for k in (1, 2)])
+    inputs = c_inputs(layout, X_test)
+    np.testing.assert_array_equal(classes, plan.decide(*inputs))
+    np.testing.assert_allclose(proba, plan.probabilities(*inputs), rtol=1e-15, atol=1e-300)
+
+
+def test_c_export_of_a_multinomial_table_model(tmp_path: Path, species_csv: Path) -> None:
+    import subprocess
+
+    from mlops_lr.export_c import as_c_reads, csv_rows
+    from tests.conftest import compile_c, train_and_quantize
+
+    directory = tmp_path / "artifacts"
+    overrides = species_overrides(species_csv)
+    train_and_quantize(directory, *overrides)
+    report = _export(directory, *overrides, "export.format=c")
+    assert "bit-exact on all 69 test rows" in report["compiled"]
+    quantized = artifacts.load_quantized(directory / "quantized" / "default-8bit")
+    assert len({row.linear.scale for row in quantized.rows}) == 1  # one unit for all scores
+    work = directory / "export" / "default-8bit" / "c"
+    _, X_test, _, _ = species_split(species_csv)
+    layout = quantized.rows[0].layout
+    program = compile_c(work, "main.c", STRICT_C, "predict")
+    labels = subprocess.run(
+        [str(program)], input=csv_rows(layout, as_c_reads(layout, X_test)).encode(),
+        capture_output=True, check=True,
+    ).stdout.decode().split()  # fmt: skip
+    assert labels == quantized.dequantized().predict(X_test).tolist()

@@ -8,6 +8,7 @@ import math
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,11 +62,6 @@ def _export(config: Config, tag: str) -> tuple[Path, dict[str, Any]]:
     predictor = load_predictor(
         artifacts_dir, tag, config.paths.quantized_dir, allow_stale=config.allow_stale
     )
-    if predictor.is_classifier and settings.format == "c":
-        raise ConfigError(
-            f"export.model={tag!r} is a classifier: its integer-only C export is not built "
-            "yet; export.format=onnx exports it"
-        )
     model_dir, quantized = artifacts_dir, None
     if tag != FLOAT_MODEL:
         model_dir = quantized_model_dir(artifacts_dir, tag, config.paths.quantized_dir)
@@ -87,6 +83,8 @@ def _export(config: Config, tag: str) -> tuple[Path, dict[str, Any]]:
     if fingerprint(dataset) != manifest.get("data_fingerprint"):
         raise DataError(f"{tag} was made from other data than dataset={dataset.name}")
     exporter = _onnx if settings.format == "onnx" else _c
+    if settings.format == "c" and predictor.is_classifier:
+        exporter = _c_classifier
     files, report = exporter(predictor, quantized, split)
     report = {
         "tag": tag,
@@ -361,12 +359,86 @@ def _c(
     return {header_name: header.encode(), "main.c": main.encode()}, report
 
 
+def _c_classifier(
+    predictor: LinearPredictor, quantized: QuantizedFoldedClassifier, split: Split
+) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """A classifier's integer-only header and example program, checked on the test split:
+    the compiled example's class indices and int64 scores bit for bit against the Python model
+    of its arithmetic, and its labels against the quantized model's (a row may differ only
+    where the integer rounding of its inputs decides a near tie)."""
+    from mlops_lr.export_c import (
+        as_c_reads,
+        c_identifier,
+        csv_rows,
+        render_classifier_header,
+        render_main,
+    )
+    from mlops_lr.fixed_point import c_inputs, input_ranges, plan_classifier
+
+    layout = quantized.rows[0].layout
+    prefix = c_identifier(predictor.name)
+    header_name = f"{prefix}.h"
+    spec = quantized.spec
+    provenance = (
+        f"Model {predictor.name} ({spec.bits}-bit {spec.scheme}, {spec.granularity}, "
+        f"{quantized.link} link, {len(quantized.classes)} classes), model.json sha256 "
+        f"{predictor.details['sha256']}."
+    )
+    try:
+        plan = plan_classifier(
+            quantized.rows, quantized.link, quantized.classes, input_ranges(layout, split.train)
+        )
+        header = render_classifier_header(plan, prefix, predictor.feature_names, provenance)
+        main = render_main(plan, prefix, header_name, predictor.feature_names)
+    except ValueError as error:
+        raise ArtifactError(f"{predictor.name} cannot be exported as integer C: {error}") from None
+    test = as_c_reads(layout, split.test)
+    inputs = c_inputs(layout, test)
+    chosen = plan.decide(*inputs)
+    scores, _ = plan.scores(*inputs)
+    expected = "".join(
+        ",".join(map(str, [int(index), *row])) + "\n"
+        for index, row in zip(chosen, scores.tolist(), strict=True)
+    )
+    labels = np.asarray(quantized.classes, dtype=object)[chosen]
+    agreement = float(np.mean(labels == predictor.predict_table(test)))
+    compiled = _compile_and_compare(
+        header_name, header, main, csv_rows(layout, test), expected, ["--scores"]
+    )
+    accuracy = float(np.mean(labels == split.y_test))
+    report = {
+        "prefix": prefix,
+        "accumulator_bounds": [row.bound for row in plan.rows],
+        "int64_max": INT64_MAX,
+        "output_scale": plan.output_scale,
+        "class_agreement_vs_quantized": agreement,
+        "accuracy": accuracy,
+        "compiled": compiled,
+        "summary": [
+            f"Integer-only classification: {len(plan.rows)} row(s) of int64 scores in one unit, "
+            f"worst-case |score| 2^{math.log2(max(row.bound for row in plan.rows)):.2f} "
+            "≤ 2^63 - 1 for any input; the decision compares integers",
+            f"Test split (the exact Python model of the C arithmetic): accuracy {accuracy:.6f}, "
+            f"labels agree with the quantized model on {agreement:.2%} of rows",
+            compiled,
+            f"Build the example: gcc {C_FLAGS} main.c -o predict "
+            f"(add -D{prefix.upper()}_PROBABILITIES ... -lm for probabilities)",
+        ],
+    }
+    return {header_name: header.encode(), "main.c": main.encode()}, report
+
+
 def _compile_and_compare(
-    header_name: str, header: str, main: str, rows: str, expected: np.ndarray
+    header_name: str,
+    header: str,
+    main: str,
+    rows: str,
+    expected: np.ndarray | str,
+    arguments: Sequence[str] = (),
 ) -> str:
-    """Build the example with gcc's strict flags and require its predictions for the CSV
-    ``rows`` to be ``expected`` bit for bit; say what was done (nothing when gcc is not
-    installed)."""
+    """Build the example with gcc's strict flags and require its output for the CSV ``rows``
+    (run with ``arguments``) to be ``expected`` bit for bit: predictions (read from ``%a``),
+    or a classifier's text; say what was done (nothing when gcc is not installed)."""
     gcc = shutil.which("gcc")
     if gcc is None:
         return "gcc not found: the header was not compiled here (the tests compile it)"
@@ -385,15 +457,23 @@ def _compile_and_compare(
             first = (build.stderr.strip().splitlines() or ["no output"])[0]
             raise ArtifactError(f"the generated C does not compile cleanly: {first}")
         run = subprocess.run(
-            [str(work / "predict")], input=rows.encode(), capture_output=True, check=False
+            [str(work / "predict"), *arguments],
+            input=rows.encode(),
+            capture_output=True,
+            check=False,
         )
     if run.returncode != 0:
         first = (run.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[0]
         raise ArtifactError(f"the compiled example fails on the test rows: {first}")
-    predictions = np.array([float.fromhex(line) for line in run.stdout.decode().split()])
-    if predictions.tobytes() != expected.tobytes():
+    output = run.stdout.decode()
+    if isinstance(expected, str):
+        same, count = output == expected, expected.count("\n")
+    else:
+        predictions = np.array([float.fromhex(line) for line in output.split()])
+        same, count = predictions.tobytes() == expected.tobytes(), len(expected)
+    if not same:
         raise ArtifactError("the compiled C does not reproduce its Python model bit for bit")
-    return f"Compiled with gcc {C_FLAGS}: bit-exact on all {len(expected):,} test rows"
+    return f"Compiled with gcc {C_FLAGS}: bit-exact on all {count:,} test rows"
 
 
 def _max_difference(a: np.ndarray, b: np.ndarray) -> float:
