@@ -45,6 +45,7 @@ from mlops_lr.config import DEFAULT_NA_VALUES, PREDICTION_OUTPUT_SUFFIXES, Predi
 from mlops_lr.exceptions import ConfigError, DataError, first_line
 from mlops_lr.files import is_parquet, numbers, numeric_markers, resolve_paths
 from mlops_lr.folded import NUMERIC, FoldedModel
+from mlops_lr.folded_classifier import integer_classes
 from mlops_lr.predictor import PREDICTION_COLUMN, LinearPredictor
 
 # Which reader predict_files uses: "auto" is pyarrow where it is installed, else pandas.
@@ -794,7 +795,7 @@ def _prediction_type(folded: Any) -> Any:
     classes = getattr(folded, "classes", None)
     if classes is None:
         return pa.float64()
-    return pa.int64() if isinstance(classes[0], int) else pa.string()
+    return pa.int64() if integer_classes(classes) else pa.string()
 
 
 def _value_type(kind: Any) -> Any:
@@ -957,14 +958,14 @@ def _csv_text(table: Any, path: Path) -> Any:
 
 def _prediction_array(values: np.ndarray) -> Any:
     """Predictions as a pyarrow array: numbers as float64, sharing their memory (not
-    pyarrow.array(), which imports pandas); a classifier's labels (an object array) as int64
-    or text."""
+    pyarrow.array(), which imports pandas); a classifier's labels as int64 (integer
+    classes) or text (an object array)."""
     import pyarrow as pa
 
     if values.dtype == object:
-        labels = values.tolist()
-        kind = pa.int64() if labels and isinstance(labels[0], int) else pa.string()
-        return pa.array(labels, type=kind)
+        return pa.array(values.tolist(), type=pa.string())
+    if np.issubdtype(values.dtype, np.integer):
+        return pa.array(values, type=pa.int64())
     values = np.ascontiguousarray(values, dtype=np.float64)
     return pa.Array.from_buffers(pa.float64(), len(values), [None, pa.py_buffer(values)])
 

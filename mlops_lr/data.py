@@ -187,16 +187,28 @@ def class_labels(
             f"{source}: target column {name!r} has {missing.size} missing value(s), first on "
             f"{where(int(missing[0]))} (dataset.missing_target=drop leaves those rows out)"
         )
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+    if pd.api.types.is_integer_dtype(column):
+        values = column.to_numpy()
+        if values.dtype == np.uint64 and values.max() > np.iinfo(np.int64).max:
+            row = int(np.argmax(values > np.iinfo(np.int64).max))
+            raise DataError(
+                f"{source}: target column {name!r} has a class beyond int64 ({values[row]} on "
+                f"{where(row)}): list the classes as text"
+            )
+        labels = values.astype(np.int64)
+    elif pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         values = column.to_numpy(dtype=np.float64)
-        fractional = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
+        # Integers as floats (a column with gaps, read by pandas) are exact up to 2**53 only.
+        fractional = np.flatnonzero(
+            ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) > 2.0**53)
+        )
         if fractional.size:
             row = int(fractional[0])
             raise DataError(
                 f"{source}: target column {name!r} holds numbers, not classes "
                 f"({float(values[row])!r} on {where(row)}): a classifier needs text or integer "
-                "classes; use a regression model (model=linear_regression, ridge, lasso, "
-                "elastic_net)"
+                "classes (integers as floats up to 2^53); use a regression model "
+                "(model=linear_regression, ridge, lasso, elastic_net)"
             )
         labels = values.astype(np.int64)
     else:

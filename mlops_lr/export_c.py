@@ -37,6 +37,7 @@ from mlops_lr.fixed_point import (
     FixedPointPlan,
 )
 from mlops_lr.folded import NUMERIC, FoldedModel, category_text
+from mlops_lr.folded_classifier import integer_classes
 
 # The bytes of one cell main.c reads, its terminating NUL included.
 CELL_SIZE = 4096
@@ -190,8 +191,11 @@ def render_classifier_header(
         if first.tables:
             parameters.append(f"const int codes[{upper}_N_CATEGORICAL]")
             arguments.append("codes")
-    integer = isinstance(plan.classes[0], int)
-    labels = [str(label) if integer else _c_string(str(label).encode()) for label in plan.classes]
+    integer = integer_classes(plan.classes)
+    labels = [
+        _int64_constant(label) if integer else _c_string(str(label).encode())
+        for label in plan.classes
+    ]
     count = len(plan.classes)
     proofs = [
         f"row {k}: |acc + INTERCEPT| <= {row.bound} <= 2^63 - 1" for k, row in enumerate(plan.rows)
@@ -214,7 +218,10 @@ def render_classifier_header(
         "",
         "Overflow is impossible for ANY input:",
         *proofs,
-        *_inputs_comment(first, feature_names)[:-1],
+        *(
+            line.replace("gives NaN", "gives no class (-1)")
+            for line in _inputs_comment(first, feature_names)[:-1]
+        ),
         _input_listing(first, feature_names)
         if not first.is_plain
         else "Features, in order: " + _comment_text(", ".join(feature_names)),
@@ -236,7 +243,7 @@ def render_classifier_header(
         "",
         "/* The classes, in the order of the class indices and probabilities. */",
         f"static const {'int64_t' if integer else 'char *const'} {prefix}_classes[{count}] = "
-        f"{{{', '.join(f'INT64_C({label})' if integer else label for label in labels)}}};",
+        f"{{{', '.join(labels)}}};",
         f"static const double {prefix}_output_scale = {float.hex(plan.output_scale)};",
         "",
     ]
@@ -322,6 +329,13 @@ def render_classifier_header(
         f"#endif /* {guard} */",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _int64_constant(value: int) -> str:
+    """``value`` as a C int64 constant (the most negative one has no literal of its own)."""
+    if value == -(2**63):
+        return "(-INT64_C(9223372036854775807) - 1)"
+    return f"INT64_C({value})"
 
 
 def _arithmetic_comment(plan: FixedPointPlan, prefix: str) -> list[str]:
@@ -631,7 +645,7 @@ def render_main(
         ("Prints each prediction as a C99 hex float (%a): exact, and read back by strtod."),
     )
     if classifier is not None:
-        label = '"%" PRId64' if isinstance(classifier.classes[0], int) else '"%s"'
+        label = '"%" PRId64' if integer_classes(classifier.classes) else '"%s"'
         score_calls = "".join(
             f'\n                printf(",%" PRId64, {prefix}_r{k}_score({call}, &undefined));'
             for k in range(len(classifier.rows))

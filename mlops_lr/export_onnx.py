@@ -66,7 +66,12 @@ from mlops_lr.folded import (
     NumericInput,
     category_text,
 )
-from mlops_lr.folded_classifier import LOGISTIC, FoldedClassifier
+from mlops_lr.folded_classifier import (
+    LOGISTIC,
+    FoldedClassifier,
+    class_array,
+    integer_classes,
+)
 from mlops_lr.quantize import QuantizedLinearModel
 from mlops_lr.quantized_classifier import QuantizedFoldedClassifier
 from mlops_lr.quantized_folded import QuantizedFoldedModel
@@ -241,12 +246,12 @@ def classifier_graph(
     Raises
     ------
     ValueError
-        A column is named as an output (``label``, ``probabilities``).
+        A column input is named as an output (``label``, ``probabilities``).
     """
     quantized = isinstance(model, QuantizedFoldedClassifier)
     folded = model.dequantized() if quantized else model
     clash = {LABEL, PROBABILITIES} & set(folded.feature_names)
-    if clash:
+    if clash and not folded.is_plain:  # a plain model's one input is X
         raise ValueError(f"a column named {sorted(clash)[0]!r} would be an input and an output")
     head = _Graph([*folded.feature_names, LABEL, PROBABILITIES])
     if folded.is_plain:
@@ -272,7 +277,7 @@ def classifier_graph(
         scores = totals[0] if len(totals) == 1 else head.node("Concat", totals, "scores", axis=1)
         inputs = _column_inputs(folded, dtype)
         described = _described(folded, dtype, metadata)
-    classes = np.array(folded.classes, dtype=np.int64 if _integer_classes(folded) else object)
+    classes = class_array(folded.classes)
     classes_name = head.constant("classes", classes)
     if folded.link == LOGISTIC:
         positive = head.node("Sigmoid", [scores], "probability")
@@ -286,7 +291,7 @@ def classifier_graph(
         head.nodes.append(helper.make_node("Softmax", [scores], [PROBABILITIES], axis=1))
         index = head.node("ArgMax", [scores], "index", axis=1, keepdims=0)
     head.nodes.append(helper.make_node("Gather", [classes_name, index], [LABEL], axis=0))
-    label_type = TensorProto.INT64 if _integer_classes(folded) else TensorProto.STRING
+    label_type = TensorProto.INT64 if integer_classes(folded.classes) else TensorProto.STRING
     body = helper.make_graph(
         head.nodes,
         "folded_linear_classifier",
@@ -301,10 +306,6 @@ def classifier_graph(
     )
     described[CLASSES_METADATA] = json.dumps(list(folded.classes))
     return _model(body, _opsets(folded, opset), described)
-
-
-def _integer_classes(folded: FoldedClassifier) -> bool:
-    return isinstance(folded.classes[0], int)
 
 
 def _plain_scores(

@@ -94,8 +94,9 @@ class FoldedClassifier:
         return self.labels(scores[0] if self.link == LOGISTIC else np.column_stack(scores))
 
     def labels(self, scores: np.ndarray) -> np.ndarray:
-        """The labels the scores pick (see the module docstring)."""
-        return np.asarray(self.classes, dtype=object)[class_indices(self.link, scores)]
+        """The labels the scores pick (see the module docstring): int64 for integer classes,
+        else an object array of text."""
+        return class_array(self.classes)[class_indices(self.link, scores)]
 
     # ------------------------------------------------------------------ JSON document
     def to_dict(self) -> dict[str, Any]:
@@ -137,6 +138,17 @@ def folded_from_dict(data: Any) -> FoldedModel | FoldedClassifier:
     return FoldedModel.from_dict(data)
 
 
+def integer_classes(classes: Sequence[Label]) -> bool:
+    """Whether the classes are integers (else text; a classifier's are all one or the
+    other)."""
+    return isinstance(classes[0], int)
+
+
+def class_array(classes: Sequence[Label]) -> np.ndarray:
+    """The classes as an array labels are taken from: int64, or objects (text)."""
+    return np.asarray(classes, dtype=np.int64 if integer_classes(classes) else object)
+
+
 def class_indices(link: str, scores: np.ndarray) -> np.ndarray:
     """Which class each row's scores pick: the second of two when a logistic score is > 0,
     else the first; the first largest score of a softmax."""
@@ -150,7 +162,8 @@ def probabilities(link: str, scores: np.ndarray) -> np.ndarray:
     shifted by the row's largest score)."""
     scores = np.asarray(scores, dtype=np.float64)
     if link == LOGISTIC:
-        positive = 1.0 / (1.0 + np.exp(-scores))
+        with np.errstate(over="ignore"):  # exp(-score) = inf for a very negative score: p = 0
+            positive = 1.0 / (1.0 + np.exp(-scores))
         return np.column_stack([1.0 - positive, positive])
     shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
@@ -218,7 +231,9 @@ __all__ = [
     "LOGISTIC",
     "SOFTMAX",
     "FoldedClassifier",
+    "class_array",
     "class_indices",
     "folded_from_dict",
+    "integer_classes",
     "probabilities",
 ]

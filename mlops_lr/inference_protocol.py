@@ -29,6 +29,7 @@ import numpy as np
 import orjson
 
 from mlops_lr.folded import NUMERIC, FoldedModel
+from mlops_lr.folded_classifier import integer_classes
 
 OUTPUT_NAME = "predict"
 # A classifier's second output: its class probabilities, [N, classes].
@@ -99,10 +100,6 @@ def output_names(folded: Any) -> tuple[str, ...]:
     return (OUTPUT_NAME, PROBABILITIES) if hasattr(folded, "classes") else (OUTPUT_NAME,)
 
 
-def _label_datatype(classes: Sequence[Any]) -> str:
-    return "INT64" if isinstance(classes[0], int) else "BYTES"
-
-
 def model_metadata(
     name: str, version: str, folded: FoldedModel, details: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -125,7 +122,11 @@ def model_metadata(
     outputs = [{"name": OUTPUT_NAME, "datatype": "FP64", "shape": [-1, 1]}]
     if classifier:
         outputs = [
-            {"name": OUTPUT_NAME, "datatype": _label_datatype(folded.classes), "shape": [-1, 1]},
+            {
+                "name": OUTPUT_NAME,
+                "datatype": "INT64" if integer_classes(folded.classes) else "BYTES",
+                "shape": [-1, 1],
+            },
             {"name": PROBABILITIES, "datatype": "FP64", "shape": [-1, len(folded.classes)]},
         ]
     return {
@@ -243,12 +244,11 @@ def encode_response(
 def _label_tensor(predictions: np.ndarray) -> tuple[str, list[int], Any]:
     """The prediction output: FP64 numbers, or a classifier's labels (INT64, or BYTES)."""
     shape = [len(predictions), 1]
-    if predictions.dtype != object:
-        return "FP64", shape, predictions
-    labels = predictions.tolist()
-    if labels and isinstance(labels[0], int):
-        return "INT64", shape, np.asarray(labels, dtype=np.int64)
-    return "BYTES", shape, labels
+    if predictions.dtype == object:
+        return "BYTES", shape, predictions.tolist()
+    if np.issubdtype(predictions.dtype, np.integer):
+        return "INT64", shape, predictions
+    return "FP64", shape, predictions
 
 
 def _tensor_bytes(datatype: str, values: Any) -> bytes:
@@ -393,7 +393,7 @@ def _requested_outputs(
     """The outputs a request asks for (all of ``names`` when it lists none), in its order,
     each with whether it goes back as binary data."""
     binary = parameters.get("binary_data_output") is True
-    if outputs is None:
+    if outputs is None or outputs == []:  # none named: every output
         return dict.fromkeys(names, binary)
     if type(outputs) is not list:
         raise ProtocolError("'outputs' must be a list")

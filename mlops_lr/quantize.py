@@ -65,7 +65,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -866,6 +868,22 @@ class _Solution:
     objective: float
 
 
+@dataclass(frozen=True)
+class _Blocks:
+    """A block-diagonal Hessian as its diagonal blocks (``slices`` of the coefficients and
+    their matrices): independent problems that share a grid scale, each rounded alone, so
+    the cost grows with the blocks' sizes, not with their total."""
+
+    slices: tuple[slice, ...]
+    matrices: tuple[np.ndarray, ...]
+
+    @classmethod
+    def of(cls, hessian: np.ndarray, sizes: Sequence[int]) -> _Blocks:
+        starts = np.cumsum([0, *sizes])
+        slices = tuple(slice(int(a), int(b)) for a, b in itertools.pairwise(starts))
+        return cls(slices, tuple(hessian[part, part] for part in slices))
+
+
 # Relative objective difference below which two solutions tie (see _better).
 _TIE = 1e-12
 
@@ -881,8 +899,20 @@ def _solve_on_grid(
 
     Returns None only for ``"optimal"`` when no point beats ``radius``.  The
     code-domain cost ``(q - t)' D H D (q - t)`` equals the objective
-    ``dw' H dw`` because ``dw = D (q - t)``.
+    ``dw' H dw`` because ``dw = D (q - t)``.  Block-diagonal ``hessian``: each block
+    rounded alone, the objectives summed.
     """
+    if isinstance(hessian, _Blocks):
+        parts = []
+        for part, matrix in zip(hessian.slices, hessian.matrices, strict=True):
+            found = _solve_on_grid(
+                coef[part], replace(grid, exponents=grid.exponents[part]), matrix, spec
+            )
+            parts.append(found)
+        objective = sum(found.objective for found in parts)
+        if spec.rounding == "optimal" and not objective < radius:
+            return None
+        return _Solution(grid, np.concatenate([found.codes for found in parts]), objective)
     targets = grid.targets(coef)
     hessian_codes = hessian * np.outer(grid.steps, grid.steps)
     if spec.rounding == "nearest":
@@ -925,8 +955,20 @@ def _refine_exponents(
 ) -> _Solution:
     """Coordinate descent on the per-feature exponents (one step of +-1).
 
-    Strictly decreasing objective over a finite set, so it terminates.
+    Strictly decreasing objective over a finite set, so it terminates. Block-diagonal
+    ``hessian``: a block's exponents change only its own objective, so each block is refined
+    alone.
     """
+    if isinstance(hessian, _Blocks):
+        parts = []
+        for part, matrix in zip(hessian.slices, hessian.matrices, strict=True):
+            grid = replace(best.grid, exponents=best.grid.exponents[part])
+            dw = grid.dequantize(best.codes[part]) - coef[part]
+            start = _Solution(grid, best.codes[part], float(dw @ matrix @ dw))
+            parts.append(_refine_exponents(coef[part], start, matrix, spec))
+        grid = replace(best.grid, exponents=np.concatenate([p.grid.exponents for p in parts]))
+        codes = np.concatenate([p.codes for p in parts])
+        return _Solution(grid, codes, sum(p.objective for p in parts))
     improved = True
     while improved:
         improved = False
@@ -943,7 +985,7 @@ def _refine_exponents(
     return best
 
 
-def _search(coef: np.ndarray, spec: QuantizationSpec, hessian: np.ndarray) -> _Solution:
+def _search(coef: np.ndarray, spec: QuantizationSpec, hessian: np.ndarray | _Blocks) -> _Solution:
     """Grid and codes minimising the objective for ``spec``.
 
     ``scale="search"``: coarse log-spaced pass (plus the final grid of the
@@ -976,6 +1018,7 @@ def quantize_linear_model(
     intercept: float,
     spec: QuantizationSpec,
     X_calib: np.ndarray | CalibrationMoments,
+    blocks: Sequence[int] | None = None,
 ) -> QuantizedLinearModel:
     """Quantize a fitted linear model's coefficients.
 
@@ -990,6 +1033,9 @@ def quantize_linear_model(
     X_calib : np.ndarray or CalibrationMoments
         Calibration features, shape ``(n_samples, n_features)`` - the training
         split, never test data - or their :class:`CalibrationMoments`.
+    blocks : sequence of int, optional
+        Sizes of consecutive groups of coefficients whose objective terms are independent
+        (a block-diagonal Hessian): each group is rounded alone on the shared grid.
 
     Returns
     -------
@@ -1020,7 +1066,8 @@ def quantize_linear_model(
     if moments.mean.size != coef.size:
         raise ValueError(f"X_calib has {moments.mean.size} features, coef has {coef.size}")
 
-    best = _search(coef, spec, moments.hessian(spec.bias_correction))
+    hessian = moments.hessian(spec.bias_correction)
+    best = _search(coef, spec, hessian if blocks is None else _Blocks.of(hessian, blocks))
     if not _is_positive_float(best.grid.scale):
         raise ValueError("the coefficients are too small or too large for a float32 scale")
     coef_q = best.grid.dequantize(best.codes)
@@ -1069,7 +1116,7 @@ def quantize_rows_jointly(
     for m, start, stop in zip(moments, starts[:-1], starts[1:], strict=True):
         hessian[start:stop, start:stop] = m.hessian(spec.bias_correction)
     stacked = CalibrationMoments(mean=np.zeros(starts[-1]), cov=hessian)
-    joint = quantize_linear_model(np.concatenate(coefs), 0.0, spec, stacked)
+    joint = quantize_linear_model(np.concatenate(coefs), 0.0, spec, stacked, blocks=sizes)
     rows = []
     for coef, intercept, m, start, stop in zip(
         coefs, intercepts, moments, starts[:-1], starts[1:], strict=True

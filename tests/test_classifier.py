@@ -624,3 +624,74 @@ def test_c_export_of_a_multinomial_table_model(tmp_path: Path, species_csv: Path
         capture_output=True, check=True,
     ).stdout.decode().split()  # fmt: skip
     assert labels == quantized.dequantized().predict(X_test).tolist()
+
+
+def _labelled_csv(path: Path, labels: np.ndarray) -> Path:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(len(labels), 2))
+    pd.DataFrame({"x1": X[:, 0] + (labels == labels[0]), "x2": X[:, 1], "y": labels}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def test_integer_classes_quantize_predict_and_serve(tmp_path: Path) -> None:
+    """Negative integer classes through quantize, files and the protocol's INT64 output."""
+    from fastapi.testclient import TestClient
+
+    from mlops_lr.batch_predict import predict_files
+    from mlops_lr.predictor import load_predictor
+    from mlops_lr.serve import create_app
+    from tests.conftest import train_and_quantize
+
+    labels = np.where(np.arange(200) % 3 == 0, -7, -5)
+    path = _labelled_csv(tmp_path / "neg.csv", labels)
+    directory = tmp_path / "artifacts"
+    overrides = (
+        "dataset=csv",
+        f"dataset.path={path}",
+        "dataset.target=y",
+        "model=logistic_regression",
+    )
+    train_and_quantize(directory, *overrides)
+    predictor = load_predictor(directory, "default-8bit")
+    assert predictor.folded.classes == (-7, -5)
+    rows = pd.read_csv(path).drop(columns="y")
+    expected = predictor.folded.predict(rows)
+    assert expected.dtype == np.int64
+    output = tmp_path / "out.parquet"
+    predict_files(predictor, path, output)
+    assert pd.read_parquet(output)["prediction"].tolist() == expected.tolist()
+    with TestClient(create_app(predictor)) as client:
+        body = {
+            "inputs": [
+                {"name": "input", "shape": [len(rows), 2], "datatype": "FP64",
+                 "data": rows.to_numpy().ravel().tolist()}
+            ],
+            "outputs": [],
+        }  # fmt: skip
+        response = client.post("/v2/models/default-8bit/infer", json=body)
+        assert response.status_code == 200, response.text
+        outputs = {o["name"]: o for o in response.json()["outputs"]}
+    assert outputs["predict"]["datatype"] == "INT64"  # "outputs": [] is every output
+    assert outputs["predict"]["data"] == expected.tolist()
+
+
+def test_classes_the_training_rows_lack_and_huge_integers_are_one_line(cli, tmp_path: Path) -> None:
+    labels = np.where(np.arange(200) % 2 == 0, "a", "b").astype(object)
+    frame = pd.read_csv(_labelled_csv(tmp_path / "two.csv", labels))
+    _, test_rows = train_test_split(np.arange(200), test_size=0.2, random_state=42)
+    frame.loc[test_rows[0], "y"] = "z"  # a class only one test row has
+    frame.to_csv(tmp_path / "rare.csv", index=False)
+    base = ("dataset=csv", "dataset.target=y", "model=logistic_regression")
+    assert_one_line_error(
+        cli(*base, f"dataset.path={tmp_path / 'rare.csv'}"), "class 'z' of the target 'y'", 3
+    )
+    frame["y"] = np.where(np.arange(200) % 2 == 0, 2**53 + 1, 2**53 + 3).astype(np.float64)
+    frame.loc[5, "y"] = np.nan  # a gap makes pandas read the integers as floats
+    frame.to_csv(tmp_path / "huge.csv", index=False, float_format="%.0f")
+    assert_one_line_error(
+        cli(*base, f"dataset.path={tmp_path / 'huge.csv'}", "dataset.missing_target=drop"),
+        "integers as floats up to 2^53",
+        3,
+    )

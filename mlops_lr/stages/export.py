@@ -454,7 +454,9 @@ def _compile_and_compare(
             check=False,
         )
         if build.returncode != 0 or build.stderr:
-            first = (build.stderr.strip().splitlines() or ["no output"])[0]
+            lines = build.stderr.strip().splitlines() or ["no output"]
+            # The first diagnostic, not the "In file included from" line before it.
+            first = next((line for line in lines if ": error: " in line), lines[0])
             raise ArtifactError(f"the generated C does not compile cleanly: {first}")
         run = subprocess.run(
             [str(work / "predict"), *arguments],
