@@ -326,12 +326,14 @@ class DaskEngineConfig(EngineConfig):
 
 
 _LINEAR_REGRESSION = "sklearn.linear_model.LinearRegression"
-# The estimators the streaming engines fit from statistics (mlops_lr.statistics_fit).
+# The estimators the streaming engines fit from statistics (mlops_lr.statistics_fit), or by
+# Newton's method from per-pass sums (mlops_lr.newton).
 _STREAMED_MODELS = (
     _LINEAR_REGRESSION,
     "sklearn.linear_model.Ridge",
     "sklearn.linear_model.Lasso",
     "sklearn.linear_model.ElasticNet",
+    "sklearn.linear_model.LogisticRegression",
 )
 
 
@@ -970,6 +972,12 @@ class Config:
                 "model._target_",
                 self.model._target_,
                 f"one of {', '.join(_STREAMED_MODELS)} with {engine}",
+            )
+            _check(
+                not is_classifier(self.model) or self.model.solver == "newton-cholesky",
+                "model.solver",
+                getattr(self.model, "solver", None),
+                f"newton-cholesky with {engine} (the solver the streamed Newton passes follow)",
             )
             if isinstance(self.preprocess, StandardPreprocessConfig):
                 _check(

@@ -13,6 +13,14 @@ cluster) and merge the results as a balanced tree:
 3. :func:`batch_evaluation`: with the fitted model, exact error sums of its training and test
    rows and its first test rows (the sample predictions saved with the model).
 
+A classifier (:mod:`mlops_lr.newton`) takes more passes: :func:`batch_labelled_statistics`
+(the training rows' classes, with the raw design's statistics when preprocessing is to be
+learnt), then one :func:`batch_newton_statistics` pass per point Newton's method evaluates
+(loss, gradient and Hessian sums at given coefficients), then
+:func:`batch_classifier_evaluation` (training accuracy, the test rows' classes and
+probabilities). Quantizing one takes :func:`batch_fisher_moments` (the training design's
+moments, Fisher-weighted per row of scores) and :func:`batch_classifier_comparison`.
+
 Rows are split by :func:`mlops_lr.data.hash_test_rows`, so every engine (``memory`` included,
 with ``dataset.split=hash``) splits the same rows the same way.
 """
@@ -23,7 +31,7 @@ import collections
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -37,12 +45,32 @@ from mlops_lr.config import (
     EngineConfig,
     StreamEngineConfig,
     TableDatasetConfig,
+    is_classifier,
 )
 from mlops_lr.data import hash_words_test_rows, load_dataset
 from mlops_lr.exceptions import ConfigError, DataError
 from mlops_lr.folded import FoldedModel, MissingValueError
-from mlops_lr.sources import Batch, FileSource, MemorySource, file_source, frame_batch
-from mlops_lr.sufficient import ErrorStats, LinearStats, TableStats, TooManyLevels, merge_all
+from mlops_lr.folded_classifier import LOGISTIC, FoldedClassifier, class_indices, probabilities
+from mlops_lr.newton import NewtonStats
+from mlops_lr.quantized_classifier import fisher_weights
+from mlops_lr.sources import (
+    TEXT_LABELS,
+    Batch,
+    FileSource,
+    MemorySource,
+    file_source,
+    frame_batch,
+)
+from mlops_lr.sufficient import (
+    ClassCounts,
+    ClassifierScores,
+    ErrorStats,
+    LinearStats,
+    TableStats,
+    TooManyLevels,
+    WeightedMoments,
+    merge_all,
+)
 
 Result = TypeVar("Result")
 
@@ -117,6 +145,83 @@ class Comparison:
         )
 
 
+@dataclass(frozen=True)
+class Labelled:
+    """The training rows' class counts, and their raw-design statistics (None when
+    preprocessing is not learnt)."""
+
+    classes: ClassCounts
+    table: TableStats | None
+
+    def merge(self, other: Labelled) -> Labelled:
+        table = None if self.table is None else self.table.merge(other.table)
+        return Labelled(self.classes.merge(other.classes), table)
+
+
+@dataclass(frozen=True)
+class ClassifierEvaluation:
+    """A classifier's correct labels among the training rows, its test rows' classes and
+    probabilities (ROC AUC needs them all) and the first ``n`` test rows."""
+
+    n_train: int
+    train_correct: int
+    test: ClassifierScores
+    samples: pd.DataFrame
+    samples_y: np.ndarray
+    n_samples: int
+
+    def merge(self, other: ClassifierEvaluation) -> ClassifierEvaluation:
+        return ClassifierEvaluation(
+            self.n_train + other.n_train,
+            self.train_correct + other.train_correct,
+            self.test.merge(other.test),
+            *_first_rows(self, other),
+            self.n_samples,
+        )
+
+
+@dataclass(frozen=True)
+class FisherMoments:
+    """A classifier's training design: its unweighted moments (which also count each one-hot
+    column's rows) and, per row of scores, its moments weighted by the Fisher information."""
+
+    uniform: WeightedMoments
+    weighted: tuple[WeightedMoments, ...]
+
+    def merge(self, other: FisherMoments) -> FisherMoments:
+        return FisherMoments(
+            self.uniform.merge(other.uniform),
+            tuple(a.merge(b) for a, b in zip(self.weighted, other.weighted, strict=True)),
+        )
+
+
+@dataclass(frozen=True)
+class ClassifierComparison:
+    """Two classifiers on the test rows: each one's classes and probabilities, the rows where
+    their labels agree, the sum and maximum of their |probability difference| over every row
+    and class, and the first ``n`` test rows."""
+
+    reference: ClassifierScores
+    candidate: ClassifierScores
+    agreeing: int
+    sum_abs_difference: float
+    max_abs_difference: float
+    samples: pd.DataFrame
+    samples_y: np.ndarray
+    n_samples: int
+
+    def merge(self, other: ClassifierComparison) -> ClassifierComparison:
+        return ClassifierComparison(
+            self.reference.merge(other.reference),
+            self.candidate.merge(other.candidate),
+            self.agreeing + other.agreeing,
+            self.sum_abs_difference + other.sum_abs_difference,
+            max(self.max_abs_difference, other.max_abs_difference),
+            *_first_rows(self, other),
+            self.n_samples,
+        )
+
+
 def _first_rows(first: Any, second: Any) -> tuple[pd.DataFrame, np.ndarray]:
     """The first ``n_samples`` of ``first``'s then ``second``'s sample rows."""
     n = first.n_samples
@@ -135,6 +240,158 @@ def batch_table_statistics(
     return TableStats.from_batch(
         batch.X, batch.text, batch.y, ~rule.test_rows(batch), shift, max_levels
     )
+
+
+def batch_labelled_statistics(
+    batch: Batch, rule: SplitRule, shift: tuple[np.ndarray, float], max_levels: int | None
+) -> Labelled:
+    """The class counts of one batch's training rows, and their raw-design statistics unless
+    ``max_levels`` is None."""
+    train = ~rule.test_rows(batch)
+    table = None
+    if max_levels is not None:  # labels are no numbers: the statistics' target is a 0
+        zeros = np.zeros(len(batch))
+        table = TableStats.from_batch(batch.X, batch.text, zeros, train, shift, max_levels)
+    return Labelled(ClassCounts.from_labels(batch.y[train]), table)
+
+
+def encoded_design(
+    batch: Batch, layout: FoldedModel, encoding: tuple[np.ndarray, np.ndarray] | None
+) -> np.ndarray:
+    """The estimator's inputs for a batch: ``layout``'s design, mapped by the
+    preprocessing's ``encoding`` (see :func:`mlops_lr.statistics_fit.encoding`; None: the
+    design is the input)."""
+    design = batch.X if layout.is_plain else layout.design(batch.columns())
+    if encoding is None:
+        return design
+    matrix, centre = encoding
+    return (design - centre) @ matrix
+
+
+def label_array(classes: Sequence[Any], source: FileSource | MemorySource) -> np.ndarray:
+    """A classifier's ``classes`` as ``source``'s batches type their labels (text, or
+    numbers), to find them there."""
+    return np.array(classes, dtype=object if source.labels == TEXT_LABELS else np.float64)
+
+
+def label_values(y: np.ndarray, source: FileSource | MemorySource) -> np.ndarray:
+    """Labels read from ``source`` as the in-memory loader types them (integer classes as
+    int64, not the float64 they are read as)."""
+    return y if source.labels == TEXT_LABELS else y.astype(np.int64)
+
+
+def label_positions(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Each label's position in the sorted ``classes``.
+
+    Raises
+    ------
+    DataError
+        A label that is not one of them (a class only the test rows have).
+    """
+    if len(classes) <= _COMPARED_CLASSES:  # no branch to mispredict per row
+        index = np.zeros(len(y), dtype=np.intp)
+        for label in classes[:-1]:  # a class's position: the classes below it
+            index += y > label
+    else:
+        index = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
+    unknown = classes[index] != y
+    if unknown.any():
+        raise DataError(
+            f"the label {y[np.argmax(unknown)]!r} is in the test rows but not in the training "
+            "rows: the classifier cannot score it"
+        )
+    return index
+
+
+# Up to this many classes, label positions come from a comparison per class (a binary
+# search per row took 10 % of a Newton pass, its branches unpredictable).
+_COMPARED_CLASSES = 8
+
+
+def batch_newton_statistics(
+    batch: Batch,
+    rule: SplitRule,
+    layout: FoldedModel,
+    encoding: tuple[np.ndarray, np.ndarray] | None,
+    classes: np.ndarray,
+    class_weight: np.ndarray | None,
+    coef: np.ndarray,
+) -> NewtonStats:
+    """The loss, gradient and Hessian sums of one batch's training rows at ``coef``."""
+    train = batch.rows(~rule.test_rows(batch))
+    y = label_positions(train.y, classes)
+    weights = None if class_weight is None else class_weight[y]
+    return NewtonStats.from_batch(encoded_design(train, layout, encoding), y, coef, weights)
+
+
+def batch_classifier_evaluation(
+    batch: Batch, rule: SplitRule, model: FoldedClassifier, classes: np.ndarray, n_samples: int
+) -> ClassifierEvaluation:
+    """A classifier's correct training labels and its test rows' classes and probabilities
+    (``classes``: its classes as the batches' labels are typed)."""
+    test = rule.test_rows(batch)
+    truth = label_positions(batch.y, classes)
+    picked, proba = _classified(model, batch)
+    proba = proba[test]
+    train = ~test
+    return ClassifierEvaluation(
+        int(train.sum()),
+        int((picked[train] == truth[train]).sum()),
+        ClassifierScores.from_batch(truth[test], picked[test], proba),
+        batch.rows(test).head(n_samples),
+        batch.y[test][:n_samples],
+        n_samples,
+    )
+
+
+def batch_fisher_moments(batch: Batch, rule: SplitRule, model: FoldedClassifier) -> FisherMoments:
+    """The moments of one batch's training rows over ``model``'s design, unweighted and
+    weighted by each row of scores' Fisher information."""
+    train = batch.rows(~rule.test_rows(batch))
+    design = train.X if model.is_plain else model.rows[0].design(train.columns())
+    with np.errstate(over="ignore"):  # exp(-score) of a certain row: its weight is 0
+        weights = fisher_weights(model, train.columns())
+    return FisherMoments(
+        WeightedMoments.from_batch(design, np.ones(len(train))),
+        tuple(WeightedMoments.from_batch(design, w) for w in weights),
+    )
+
+
+def batch_classifier_comparison(
+    batch: Batch,
+    rule: SplitRule,
+    reference: FoldedClassifier,
+    candidate: FoldedClassifier,
+    classes: np.ndarray,
+    n_samples: int,
+) -> ClassifierComparison:
+    """Two classifiers on one batch's test rows."""
+    test = batch.rows(rule.test_rows(batch))
+    truth = label_positions(test.y, classes)
+    (first, first_proba), (second, second_proba) = (
+        _classified(reference, test),
+        _classified(candidate, test),
+    )
+    difference = np.abs(second_proba - first_proba)
+    return ClassifierComparison(
+        ClassifierScores.from_batch(truth, first, first_proba),
+        ClassifierScores.from_batch(truth, second, second_proba),
+        int((first == second).sum()),
+        float(difference.sum()),
+        float(difference.max(initial=0.0)),
+        test.head(n_samples),
+        test.y[:n_samples],
+        n_samples,
+    )
+
+
+def _classified(model: FoldedClassifier, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """The classes (positions) ``model`` picks for a batch's rows, and its probabilities."""
+    scores = np.column_stack([predict_batch(row, batch) for row in model.rows])
+    if model.link == LOGISTIC:
+        scores = scores[:, 0]
+    with np.errstate(over="ignore"):  # exp(-score) of a certain row: its probability is 0
+        return class_indices(model.link, scores), probabilities(model.link, scores)
 
 
 def batch_design_statistics(
@@ -208,8 +465,9 @@ def make_source(config: Config) -> FileSource | MemorySource:
             allow_missing=config.preprocess.name != "none",
             drop_missing_target=dataset.missing_target == "drop",
             na_values=dataset.na_values,
+            classes=is_classifier(config.model),
         )
-    return MemorySource(load_dataset(dataset), batch_rows)
+    return MemorySource(load_dataset(dataset, classes=is_classifier(config.model)), batch_rows)
 
 
 class StreamingFit:
@@ -259,15 +517,71 @@ class StreamingFit:
         TooManyLevels
             A categorical feature has more than ``max_levels`` distinct texts.
         """
+        rule, shift = self._kept(rule), self._table_shift()
+        return self._run(lambda batch: batch_table_statistics(batch, rule, shift, max_levels))
+
+    def labelled_statistics(self, rule: SplitRule, max_levels: int | None) -> Labelled:
+        """The training rows' classes, and unless ``max_levels`` is None their raw-design
+        statistics (a pass; see :meth:`table_statistics`)."""
         rule = self._kept(rule)
+        shift = self._table_shift() if max_levels is not None else (np.empty(0), 0.0)
+        return self._run(lambda batch: batch_labelled_statistics(batch, rule, shift, max_levels))
+
+    def _table_shift(self) -> tuple[np.ndarray, float]:
+        """The first present value of each numeric feature (0 for none) and the first target
+        (0 for labels): what raw-design statistics are measured from."""
         first = next(self.source.batches(), None)
         if first is None:
             raise DataError(f"{self.source.name}: no data rows")
         present = ~np.isnan(first.X)
         row = present.argmax(axis=0)  # the first present value, or 0 for none
         numeric = np.where(present.any(axis=0), first.X[row, np.arange(first.X.shape[1])], 0.0)
-        shift = (numeric, float(first.y[0]))
-        return self._run(lambda batch: batch_table_statistics(batch, rule, shift, max_levels))
+        return numeric, 0.0 if self.source.labels is not None else float(first.y[0])
+
+    def newton_statistics(
+        self,
+        rule: SplitRule,
+        layout: FoldedModel,
+        encoding: tuple[np.ndarray, np.ndarray] | None,
+        classes: np.ndarray,
+        class_weight: np.ndarray | None,
+        coef: np.ndarray,
+    ) -> NewtonStats:
+        """The training rows' loss, gradient and Hessian sums at ``coef`` (a pass)."""
+        rule = self._kept(rule)
+        return self._run(
+            lambda batch: batch_newton_statistics(
+                batch, rule, layout, encoding, classes, class_weight, coef
+            )
+        )
+
+    def fisher_moments(self, rule: SplitRule, model: FoldedClassifier) -> FisherMoments:
+        """The training rows' design moments, unweighted and Fisher-weighted (a pass)."""
+        rule = self._kept(rule)
+        return self._run(lambda batch: batch_fisher_moments(batch, rule, model))
+
+    def compare_classifiers(
+        self,
+        rule: SplitRule,
+        reference: FoldedClassifier,
+        candidate: FoldedClassifier,
+        classes: np.ndarray,
+        n_samples: int,
+    ) -> ClassifierComparison:
+        rule = self._kept(rule)
+        return self._run(
+            lambda batch: batch_classifier_comparison(
+                batch, rule, reference, candidate, classes, n_samples
+            )
+        )
+
+    def evaluate_classifier(
+        self, rule: SplitRule, model: FoldedClassifier, classes: np.ndarray, n_samples: int
+    ) -> ClassifierEvaluation:
+        rule = self._kept(rule)
+        return self._run(
+            lambda batch: batch_classifier_evaluation(batch, rule, model, classes, n_samples)
+        )
 
     def design_statistics(self, rule: SplitRule, layout: FoldedModel) -> LinearStats:
         """The training rows' sufficient statistics over ``layout``'s design (a pass)."""
@@ -427,11 +741,12 @@ class _DaskRunner(contextlib.AbstractContextManager):
         # Correctly rounded floats (pandas 3's default): the same values, hence the same hash
         # split, as pyarrow reads. All columns are parsed, so a row with more fields than the
         # header is an error rather than silently cut.
+        texts = [*source.categorical, *([source.target] if source.labels == TEXT_LABELS else [])]
         frame = dd.read_csv(
             files,
             dtype={
                 **dict.fromkeys([*source.numeric_names, source.target], "float64"),
-                **dict.fromkeys(source.categorical, "str"),
+                **dict.fromkeys(texts, "str"),
             },
             na_values=list(source.na_values),
             keep_default_na=False,

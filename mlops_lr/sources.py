@@ -3,7 +3,9 @@ a glob), read with pyarrow a batch at a time, or an in-memory dataset cut into b
 
 Every batch is validated where it is read (columns, numbers, finiteness), and the error names
 the file and the row, so a bad row late in a large file stops the run with one clear line.
-Text columns arrive as :class:`pandas.Categorical` columns (each distinct text once).
+Text columns arrive as :class:`pandas.Categorical` columns (each distinct text once). A
+classifier's target is its labels: numbers that must be integers, or text (an object array, None
+for missing), as the first rows of the first file show (the in-memory loader sees every row).
 """
 
 from __future__ import annotations
@@ -40,14 +42,17 @@ from mlops_lr.folded import category_text
 
 # Rows of the first file read to decide which columns are categorical (dataset.categorical=auto).
 SNIFF_ROWS = 10_000
+# A classifier's labels (FileSource.labels): integers (read as float64) or text.
+INTEGER_LABELS, TEXT_LABELS = "integer", "text"
 
 
 @dataclass(frozen=True)
 class Batch:
     """Rows of a table: the numeric features ``X`` (float64; NaN is missing, where the
     source allows it), the categorical ones as :class:`pandas.Categorical` columns of text
-    (each distinct text once), the target ``y``; ``first_row`` is the 0-based index of the
-    first row in its file or dataset. ``origin`` (the file's index and ``first_row``) names
+    (each distinct text once), the target ``y`` (float64, or a classifier's labels: numbers,
+    or an object array of text); ``first_row`` is the 0-based index of the first row in its
+    file or dataset. ``origin`` (the file's index and ``first_row``) names
     the batch across passes over the same source (None: a subset, or a Dask partition)."""
 
     X: np.ndarray
@@ -105,7 +110,8 @@ class FileSource:
 
     ``categorical`` features are read as text; ``allow_missing``: numeric features may be
     missing (NaN), as preprocessing fills them; ``drop_missing_target``: rows without a
-    target are left out rather than an error."""
+    target are left out rather than an error; ``labels``: the target holds a classifier's
+    labels, :data:`INTEGER_LABELS` or :data:`TEXT_LABELS` (None: a regressor's numbers)."""
 
     paths: tuple[Path, ...]
     target: str
@@ -115,6 +121,7 @@ class FileSource:
     allow_missing: bool = False
     drop_missing_target: bool = False
     na_values: tuple[str, ...] = DEFAULT_NA_VALUES
+    labels: str | None = None
 
     @property
     def target_name(self) -> str:
@@ -157,6 +164,8 @@ class FileSource:
         if self.categorical or self.allow_missing or self.drop_missing_target:
             settings = [*self.categorical, str(self.allow_missing), str(self.drop_missing_target)]
             digest.update("\x1e".join([*settings, *self.na_values]).encode())
+        if self.labels is not None:
+            digest.update(f"\x1dlabels:{self.labels}".encode())
         for path in self.paths:
             status = path.stat()
             digest.update(f"{path.resolve()}\x1f{status.st_size}\x1f{status.st_mtime_ns}".encode())
@@ -189,6 +198,12 @@ class MemorySource:
     @property
     def name(self) -> str:
         return self.dataset.name
+
+    @property
+    def labels(self) -> str | None:
+        """A classifier's labels (as :func:`mlops_lr.data.class_labels` read them), or None."""
+        kind = self.dataset.y.dtype.kind
+        return TEXT_LABELS if kind == "O" else INTEGER_LABELS if kind in "iu" else None
 
     def first_row(self) -> Batch | None:
         if self.dataset.n_rows == 0:
@@ -225,11 +240,12 @@ def file_source(
     allow_missing: bool = False,
     drop_missing_target: bool = False,
     na_values: Sequence[str] = DEFAULT_NA_VALUES,
+    classes: bool = False,
 ) -> FileSource:
     """The files ``spec`` names, with the features found in the first one (but ``drop``) when
     not given. ``categorical="auto"`` takes the features whose values in the first
     :data:`SNIFF_ROWS` rows of the first file are mostly not numbers (the in-memory rule,
-    which sees every row)."""
+    which sees every row); ``classes`` reads the target as labels, text by the same rule."""
     paths = resolve_paths(spec)
     columns = _columns(paths[0])
     if target not in columns:
@@ -244,6 +260,10 @@ def file_source(
     absent = [name for name in categorical if name not in features]
     if absent:
         raise DataError(f"{spec}: categorical column(s) {absent} are not features")
+    labels = None
+    if classes:
+        text = _sniff_categorical(paths[0], [target], tuple(na_values))
+        labels = TEXT_LABELS if text else INTEGER_LABELS
     return FileSource(
         paths,
         target,
@@ -253,6 +273,7 @@ def file_source(
         allow_missing,
         drop_missing_target,
         tuple(na_values),
+        labels,
     )
 
 
@@ -327,7 +348,9 @@ def file_batches(
 
     batch_rows = batch_rows or source.batch_rows
     columns = [*source.feature_names, source.target]
-    numeric = [*source.numeric_names, source.target]
+    text_target = source.labels == TEXT_LABELS
+    numeric = [*source.numeric_names, *([] if text_target else [source.target])]
+    texts = [*source.categorical, *([source.target] if text_target else [])]
     parquet_file = is_parquet(path)
     # CSV line numbers: the header is line 1.
     line_offset = 0 if parquet_file else 2
@@ -338,7 +361,7 @@ def file_batches(
             # up front: 40 MB less resident for 1 M-row row groups, and faster here.
             handle = parquet.ParquetFile(
                 path,
-                read_dictionary=list(source.categorical),
+                read_dictionary=texts,
                 pre_buffer=False,
                 buffer_size=1 << 20,
             )
@@ -355,7 +378,7 @@ def file_batches(
                     include_columns=columns,
                     column_types={
                         **dict.fromkeys(numeric, pa.float64()),
-                        **dict.fromkeys(source.categorical, text),
+                        **dict.fromkeys(texts, text),
                     },
                     null_values=list(source.na_values),
                     strings_can_be_null=True,
@@ -397,10 +420,14 @@ def _batch(record_batch: Any, source: FileSource, path: Path, first_row: int) ->
     text = tuple(
         categories(record_batch.column(name), missing=markers) for name in source.categorical
     )
+    if source.labels == TEXT_LABELS:
+        y = label_texts(categories(record_batch.column(source.target), missing=markers))
+    else:
+        y = number(source.target)
     return Batch(
         X,
         text,
-        number(source.target),
+        y,
         first_row,
         source.feature_names,
         source.categorical,
@@ -411,10 +438,13 @@ def frame_batch(frame: pd.DataFrame, source: FileSource | MemorySource, name: st
     """A pandas partition of ``source``'s columns as a validated batch (errors count rows
     from the partition's first, as a partition does not know its file line)."""
     numeric = frame[list(source.numeric_names)].to_numpy(dtype=np.float64)
+    target = frame[source.target_name]
     batch = Batch(
         numeric,
         tuple(categories(frame[column]) for column in source.categorical),
-        frame[source.target_name].to_numpy(dtype=np.float64),
+        label_texts(categories(target))
+        if source.labels == TEXT_LABELS
+        else target.to_numpy(dtype=np.float64),
         0,
         source.feature_names,
         source.categorical,
@@ -464,6 +494,12 @@ def categories_from_codes(
     return pd.Categorical.from_codes(codes, categories=pd.Index(list(uniques), dtype=object))
 
 
+def label_texts(column: pd.Categorical) -> np.ndarray:
+    """A text target's labels as the in-memory loader holds them: an object array of text,
+    None where missing."""
+    return np.append(np.asarray(column.categories, dtype=object), None)[column.codes]
+
+
 def _number_in(text: str | None, values: np.ndarray) -> bool:
     return bool(np.isin(number_or_nan(text), values))
 
@@ -483,13 +519,26 @@ def _checked(
     batch: Batch, source: FileSource | MemorySource, path: Path | str, where: Any
 ) -> Batch:
     """``batch`` validated: finite targets (rows without one dropped when the source says
-    so), finite numbers (NaN allowed where the source allows missing values)."""
+    so; a classifier's numbers must be integers), finite numbers (NaN allowed where the
+    source allows missing values)."""
     kept = np.arange(len(batch))
     if source.drop_missing_target:
-        present = ~np.isnan(batch.y)
+        present = ~pd.isna(batch.y)
         if not present.all():  # the same rows on every pass: still the same batch
             batch, kept = replace(batch.rows(present), origin=batch.origin), kept[present]
-    bad_y = ~np.isfinite(batch.y)
+    if source.labels == TEXT_LABELS:
+        bad_y = pd.isna(batch.y)
+    else:
+        bad_y = ~np.isfinite(batch.y)
+        if source.labels is not None and not bad_y.any():
+            fractional = np.flatnonzero(batch.y != np.round(batch.y))
+            if fractional.size:
+                row = int(fractional[0])
+                raise DataError(
+                    f"{path}: target column {source.target_name!r} holds numbers, not classes "
+                    f"({float(batch.y[row])!r} on {where(int(kept[row]))}): a classifier needs "
+                    "text or integer classes"
+                )
     bad_X = np.isinf(batch.X) if source.allow_missing else ~np.isfinite(batch.X)
     if not (bad_y.any() or bad_X.any()):
         return batch

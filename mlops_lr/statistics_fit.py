@@ -14,6 +14,9 @@ from merged statistics instead of rows, to what fitting them on the rows gives.
    preprocessing's output space (scaling, one-hot columns kept, dropped or pooled): OLS and
    Ridge in closed form, Lasso and ElasticNet by scikit-learn's coordinate descent on the
    Gram matrix.
+3. :func:`fit_classifier`: a ``LogisticRegression`` given the coefficients Newton's method
+   found (:mod:`mlops_lr.newton`) over the preprocessing's outputs (:func:`encoding` maps
+   the folded design to them, batch by batch).
 
 Folding the result (:func:`mlops_lr.preprocess.fold`) gives the folded model.
 """
@@ -21,11 +24,12 @@ Folding the result (:func:`mlops_lr.preprocess.fold`) gives the folded model.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import RegressorMixin
-from sklearn.linear_model import ElasticNet, LinearRegression, Ridge
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.linear_model import ElasticNet, LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
 from mlops_lr import preprocess
@@ -156,7 +160,7 @@ def _set_numeric_statistics(
 
 
 def layout(
-    model: RegressorMixin | Pipeline,
+    model: BaseEstimator | Pipeline,
     feature_names: Sequence[str],
     categorical: Sequence[str],
     target: str,
@@ -165,10 +169,12 @@ def layout(
     preprocessing fitted, every parameter 0: the design the statistics are taken over."""
     if not isinstance(model, Pipeline):
         return FoldedModel.linear(np.zeros(len(feature_names)), 0.0, feature_names, target)
-    estimator = model.named_steps["model"]
-    estimator.coef_ = np.zeros(_output_width(model))
-    estimator.intercept_ = 0.0
-    return preprocess.fold(model, feature_names, categorical, target)
+    # The design is the preprocessing's whatever the estimator (a classifier's would fold
+    # into one row per class): folded through a zero regressor.
+    zero = LinearRegression()
+    zero.coef_, zero.intercept_ = np.zeros(_output_width(model)), 0.0
+    steps = Pipeline([("preprocess", model.named_steps["preprocess"]), ("model", zero)])
+    return preprocess.fold(steps, feature_names, categorical, target)
 
 
 def fit_estimator(
@@ -207,14 +213,28 @@ def _output_width(model: Pipeline) -> int:
     return max(indices.stop for indices in model.named_steps["preprocess"].output_indices_.values())
 
 
-def _encoded(model: Pipeline, layout: FoldedModel, design: LinearStats) -> LinearStats:
-    """``design``'s statistics in the preprocessing's output space: ``z = d·A + a`` (scaled
-    numeric columns, indicators as they are, each one-hot block times its encoder's rows), so
-    the centred cross-products become ``Aᵀ S A``."""
+def fit_classifier(
+    model: LogisticRegression | Pipeline, classes: Sequence[Any], coef: np.ndarray, n_iter: int
+) -> None:
+    """Set ``model``'s ``LogisticRegression`` to the fitted coefficients ``coef`` (a row per
+    score, the intercept last; over the preprocessing's outputs) of the sorted ``classes``,
+    after ``n_iter`` Newton steps: what its ``fit`` sets."""
+    estimator = model.named_steps["model"] if isinstance(model, Pipeline) else model
+    estimator.classes_ = np.asarray(classes, dtype=object if isinstance(classes[0], str) else None)
+    estimator.coef_ = np.ascontiguousarray(coef[:, :-1])
+    estimator.intercept_ = coef[:, -1].copy()
+    estimator.n_iter_ = np.asarray([n_iter], dtype=np.int32)
+    estimator.n_features_in_ = coef.shape[1] - 1
+
+
+def encoding(model: Pipeline, layout: FoldedModel) -> tuple[np.ndarray, np.ndarray]:
+    """How the preprocessing maps ``layout``'s design to its outputs: ``z = (d − c)·A``
+    (numeric columns centred and scaled, indicators as they are, each one-hot block times
+    its encoder's rows). Returns ``A`` and ``c`` (the numeric centres; 0 elsewhere)."""
     columns = model.named_steps["preprocess"]
     slices = columns.output_indices_
-    A = np.zeros((len(design.sxy), _output_width(model)))
-    offset = np.zeros(A.shape[1])
+    A = np.zeros((len(layout.design_names()), _output_width(model)))
+    centres = np.zeros(len(A))
     start_of = {item.name: block.start for item, block in layout.design_slices()}
     if preprocess.NUMERIC_STEP in columns.named_transformers_:
         steps = columns.named_transformers_[preprocess.NUMERIC_STEP]
@@ -225,7 +245,7 @@ def _encoded(model: Pipeline, layout: FoldedModel, design: LinearStats) -> Linea
         )
         for j, name in enumerate(names):
             A[start_of[name], outputs[j]] = 1.0 / scale[j]
-            offset[outputs[j]] = -centre[j] / scale[j]
+            centres[start_of[name]] = centre[j]
         if preprocess.MISSING_STEP in columns.named_transformers_:
             flagged = columns.named_transformers_[preprocess.MISSING_STEP].features_
             first = slices[preprocess.MISSING_STEP].start
@@ -237,7 +257,14 @@ def _encoded(model: Pipeline, layout: FoldedModel, design: LinearStats) -> Linea
         step = preprocess.CATEGORICAL_STEP + item.name
         _, rows = preprocess.encoded_levels(columns.named_transformers_[step], item.name)
         A[block, slices[step]] = rows
-    # The shift maps like any point (so the means keep their precision), the offsets do not.
+    return A, centres
+
+
+def _encoded(model: Pipeline, layout: FoldedModel, design: LinearStats) -> LinearStats:
+    """``design``'s statistics in the preprocessing's output space (:func:`encoding`), so
+    the centred cross-products become ``Aᵀ S A``."""
+    A, centres = encoding(model, layout)
+    # The shift maps like any point (so the means keep their precision), the centres do not.
     return LinearStats(
         n=design.n,
         mean_x=design.mean_x @ A,
@@ -245,9 +272,16 @@ def _encoded(model: Pipeline, layout: FoldedModel, design: LinearStats) -> Linea
         sxx=A.T @ design.sxx @ A,
         sxy=A.T @ design.sxy,
         syy=design.syy,
-        shift_x=design.shift_x @ A + offset,
+        shift_x=(design.shift_x - centres) @ A,
         shift_y=design.shift_y,
     )
 
 
-__all__ = ["SUPPORTED", "fit_estimator", "fit_preprocessing", "layout"]
+__all__ = [
+    "SUPPORTED",
+    "encoding",
+    "fit_classifier",
+    "fit_estimator",
+    "fit_preprocessing",
+    "layout",
+]

@@ -481,6 +481,157 @@ class TableStats:
         )
 
 
+@dataclass(frozen=True)
+class ClassCounts:
+    """Each label's count among some rows (a classifier's training rows): what its classes
+    and balanced class weights are learnt from."""
+
+    counts: dict[Any, int]
+
+    @classmethod
+    def from_labels(cls, y: np.ndarray) -> ClassCounts:
+        labels, counts = np.unique(y, return_counts=True)
+        return cls(dict(zip(labels.tolist(), counts.tolist(), strict=True)))
+
+    def merge(self, other: ClassCounts) -> ClassCounts:
+        counts = dict(self.counts)
+        for label, count in other.counts.items():
+            counts[label] = counts.get(label, 0) + count
+        return ClassCounts(counts)
+
+
+@dataclass(frozen=True)
+class ClassifierScores:
+    """A classifier's scores on some rows, as little of them as its metrics need: the
+    confusion matrix and the total log loss, which merge by addition, and for ROC AUC each
+    row's class (one byte) and probabilities (of the second class for a binary model), kept
+    per batch: 9 bytes a row for a binary model, where the labels and probability matrix
+    :func:`mlops_lr.metrics.classification_metrics` takes (and its temporaries) would be
+    over a hundred."""
+
+    confusion: np.ndarray
+    log_loss: float
+    y: tuple[np.ndarray, ...]
+    proba: tuple[np.ndarray, ...]
+
+    @classmethod
+    def from_batch(
+        cls, y: np.ndarray, predicted: np.ndarray, proba: np.ndarray
+    ) -> ClassifierScores:
+        """Rows of true and predicted classes (positions) and probabilities, shape ``(n,
+        classes)``."""
+        k = proba.shape[1]
+        confusion = np.bincount(y * k + predicted, minlength=k * k).reshape(k, k)
+        # scikit-learn's log loss: each row's probability of its class, clipped to [ε, 1 − ε].
+        eps = np.finfo(np.float64).eps
+        true = np.clip(proba[np.arange(len(y)), y], eps, 1 - eps)
+        kept = proba[:, 1] if k == 2 else proba
+        return cls(confusion, float(-np.log(true).sum()), (y.astype(np.int8),), (kept,))
+
+    def merge(self, other: ClassifierScores) -> ClassifierScores:
+        return ClassifierScores(
+            self.confusion + other.confusion,
+            self.log_loss + other.log_loss,
+            self.y + other.y,
+            self.proba + other.proba,
+        )
+
+    @property
+    def n(self) -> int:
+        return int(self.confusion.sum())
+
+    def metrics(self) -> dict[str, Any]:
+        """Accuracy, balanced accuracy, log loss, ROC AUC and the confusion matrix, as
+        :func:`mlops_lr.metrics.classification_metrics` computes them (ROC AUC by counting
+        ranks: the area under the curve, exactly).
+
+        Raises
+        ------
+        ValueError
+            No rows.
+        """
+        confusion, n = self.confusion, self.n
+        if n == 0:
+            raise ValueError("no rows to evaluate")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            recall = np.diag(confusion) / confusion.sum(axis=1)
+        present = np.flatnonzero(confusion.sum(axis=1))
+        if len(present) < 2:
+            auc = None
+        elif len(confusion) == 2:
+            auc = _rank_auc(np.concatenate(self.proba), np.concatenate(self.y) == 1)
+        elif len(present) == len(confusion):  # one-vs-rest, macro-averaged
+            y, proba = np.concatenate(self.y), np.concatenate(self.proba)
+            auc = float(np.mean([_rank_auc(proba[:, k], y == k) for k in range(len(confusion))]))
+        else:  # a class absent from these rows has no curve of its own
+            auc = None
+        return {
+            "accuracy": float(np.trace(confusion) / n),
+            "balanced_accuracy": float(np.mean(recall[~np.isnan(recall)])),
+            "log_loss": self.log_loss / n,
+            "roc_auc": auc,
+            "confusion_matrix": confusion.tolist(),
+        }
+
+
+def _rank_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """The area under the ROC curve of ``scores`` for the ``positive`` rows: the share of
+    (positive, negative) pairs ranked right, ties counting half (what the trapezoids of the
+    curve add up to), counted on the sorted scores of each side."""
+    negatives = scores[~positive]
+    negatives.sort()  # in place: these are copies already
+    positives = scores[positive]
+    positives.sort()
+    pairs = 0  # twice the pairs ranked right: exact in integers
+    for start in range(0, len(positives), _RANKED_AT_ONCE):
+        chunk = positives[start : start + _RANKED_AT_ONCE]
+        pairs += int(np.searchsorted(negatives, chunk, side="left").sum())
+        pairs += int(np.searchsorted(negatives, chunk, side="right").sum())
+    return float(pairs / (2.0 * len(positives) * len(negatives)))
+
+
+# Positive scores ranked among the negatives at a time (bounds the index arrays' memory).
+_RANKED_AT_ONCE = 1 << 20
+
+
+@dataclass(frozen=True)
+class WeightedMoments:
+    """The total weight, weighted mean and weighted centred cross-products of rows (two
+    batches merge with Chan et al.'s update): a classifier's Fisher-weighted calibration
+    moments (:func:`mlops_lr.quantized_classifier.weighted_moments`) from batches."""
+
+    weight: float
+    mean: np.ndarray
+    m2: np.ndarray
+
+    @classmethod
+    def from_batch(cls, X: np.ndarray, weights: np.ndarray) -> WeightedMoments:
+        total = float(weights.sum())
+        if not total > 0:  # no weight: nothing to add
+            p = X.shape[1]
+            return cls(0.0, np.zeros(p), np.zeros((p, p)))
+        mean = (weights / total) @ X
+        centred = X - mean
+        return cls(total, mean, (centred * weights[:, None]).T @ centred)
+
+    def merge(self, other: WeightedMoments) -> WeightedMoments:
+        if not other.weight > 0:
+            return self
+        if not self.weight > 0:
+            return other
+        weight = self.weight + other.weight
+        delta = other.mean - self.mean
+        return WeightedMoments(
+            weight,
+            self.mean + delta * (other.weight / weight),
+            self.m2 + other.m2 + np.outer(delta, delta) * (self.weight * other.weight / weight),
+        )
+
+    def moments(self) -> CalibrationMoments:
+        """Mean and covariance (the weights normalised to sum to 1)."""
+        return CalibrationMoments(mean=self.mean, cov=self.m2 / self.weight)
+
+
 def merge_all(results: Iterable[Mergeable]) -> Mergeable:
     """Merge statistics (anything with ``a.merge(b)``, in order) as a balanced tree, so that
     rounding grows with log n, not n, without holding them all: a binary counter of partial

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import platform
 import warnings
@@ -31,6 +32,7 @@ from mlops_lr.config import (
     is_classifier as is_classifier_config,
 )
 from mlops_lr.data import (
+    MAX_CLASSES,
     MIN_SPLIT_ROWS,
     PREPROCESS_HINT,
     Dataset,
@@ -46,7 +48,9 @@ from mlops_lr.metrics import classification_metrics, regression_metrics
 
 if TYPE_CHECKING:
     from mlops_lr.engines import SplitRule, StreamingFit
-    from mlops_lr.sufficient import LinearStats
+    from mlops_lr.sufficient import ClassCounts, LinearStats, TooManyLevels
+
+log = logging.getLogger(__name__)
 
 # The first test rows are saved with the model (SAMPLES_FILE), so `stage=predict` can show
 # sample predictions (and a container can check itself) without the dataset.
@@ -110,18 +114,27 @@ def prepare_data(config: Config) -> tuple[Dataset, Split]:
     Raises
     ------
     DataError
-        As :func:`mlops_lr.data.load_dataset`, or a classifier's training rows hold one class.
+        As :func:`mlops_lr.data.load_dataset`, or a classifier's training rows hold one class,
+        or its test rows a class the training rows do not have (the model could never
+        predict it, and its scores are undefined there).
     """
     settings = config.dataset
     classes = is_classifier_config(config.model)
     dataset = load_dataset(settings, preprocessed=config.preprocess.name != "none", classes=classes)
     split = split_dataset(dataset, settings.test_size, settings.random_state, settings.split)
     if classes:
-        present = np.unique(split.y_train)
+        present = np.unique(split.y_train).tolist()
         if len(present) < 2:
             raise DataError(
                 f"{dataset.name}: the training rows' target {dataset.target_name!r} has one "
                 f"class ({present[0]!r}): a classifier needs two or more"
+            )
+        unseen = sorted(set(np.unique(split.y_test).tolist()) - set(present))
+        if unseen:
+            raise DataError(
+                f"{dataset.name}: class {unseen[0]!r} of the target {dataset.target_name!r} "
+                "is only in the test rows: give it more rows, drop them, or change "
+                "dataset.random_state"
             )
     return dataset, split
 
@@ -175,6 +188,8 @@ def fit_streamed(config: Config) -> TrainedModel:
 
     rule = SplitRule(config.dataset.test_size, config.dataset.random_state)
     with StreamingFit(config.engine, make_source(config)) as streaming:
+        if is_classifier_config(config.model):
+            return fit_classifier_out_of_core(config, streaming, rule)
         return fit_out_of_core(config, streaming, rule)[0]
 
 
@@ -199,26 +214,14 @@ def fit_out_of_core(
         try:
             table = streaming.table_statistics(rule, settings.max_categories)
         except TooManyLevels as error:
-            raise DataError(
-                f"column {categorical[error.column]!r} has more than preprocess.max_categories="
-                f"{settings.max_categories} distinct values ({error.count} in the rows read so "
-                "far): drop it (dataset.drop), raise the cap, or pool rare values "
-                "(preprocess.min_frequency)"
-            ) from None
+            raise _too_many_levels(error, categorical, settings) from None
         summary = table.summary()
-        if summary.n < MIN_SPLIT_ROWS:
-            raise DataError(
-                f"only {summary.n} training row(s) with test_size={config.dataset.test_size}: "
-                f"at least {MIN_SPLIT_ROWS} are needed"
-            )
+        _check_training_rows(summary.n, config)
         model = statistics_fit.fit_preprocessing(settings, model, summary, names, categorical)
         layout = statistics_fit.layout(model, names, categorical, source.target_name)
         design = table.design_statistics(layout)
     else:
-        if categorical:
-            raise DataError(
-                f"{source.name}: column {categorical[0]!r} is categorical (text): {PREPROCESS_HINT}"
-            )
+        _check_numeric(streaming)
         layout = statistics_fit.layout(model, names, categorical, source.target_name)
         design = streaming.design_statistics(rule, layout)
     try:
@@ -227,11 +230,7 @@ def fit_out_of_core(
         raise DataError(f"cannot fit: {error} in the training split") from None
     folded = preprocess.fold(model, names, categorical, source.target_name)
     evaluation = streaming.evaluate(rule, folded, N_SAMPLES)
-    if evaluation.test.n < MIN_SPLIT_ROWS:
-        raise DataError(
-            f"only {evaluation.test.n} test row(s) with test_size={config.dataset.test_size}: "
-            f"at least {MIN_SPLIT_ROWS} are needed"
-        )
+    _check_test_rows(evaluation.test.n, config)
     metrics = _metrics(
         model,
         folded,
@@ -246,6 +245,160 @@ def fit_out_of_core(
     )
     samples = sample_rows(names, evaluation.samples, evaluation.samples_y)
     return TrainedModel(model, folded, metrics, samples, source.fingerprint()), design
+
+
+def fit_classifier_out_of_core(
+    config: Config, streaming: StreamingFit, rule: SplitRule
+) -> TrainedModel:
+    """The configured preprocessing and ``LogisticRegression`` fitted out of core: a pass for
+    the training rows' classes (and the raw table's statistics, which fit the preprocessing),
+    one pass per point Newton's method evaluates (:mod:`mlops_lr.newton`), then a pass that
+    scores it (its test rows' classes and probabilities are kept for ROC AUC).
+
+    Raises
+    ------
+    DataError
+        One class, too many, a class only the test rows have, too few rows, or Newton's
+        method fails or does not converge within ``model.max_iter`` steps.
+    """
+    from mlops_lr import statistics_fit
+    from mlops_lr.engines import label_array, label_values
+    from mlops_lr.newton import NewtonFailure, NotConverged, newton_cholesky
+    from mlops_lr.sufficient import TooManyLevels
+
+    source = streaming.source
+    names, categorical, target = source.feature_names, source.categorical, source.target_name
+    settings = config.preprocess
+    standard = isinstance(settings, StandardPreprocessConfig)
+    model = build_model(config.model)
+    if not standard:
+        _check_numeric(streaming)
+    try:
+        labelled = streaming.labelled_statistics(
+            rule, settings.max_categories if standard else None
+        )
+    except TooManyLevels as error:
+        raise _too_many_levels(error, categorical, settings) from None
+    classes = _classes(labelled.classes, source.name)
+    labels = label_array(classes, source)
+    counts = np.array([labelled.classes.counts[label] for label in classes])
+    _check_training_rows(int(counts.sum()), config)
+    if standard:
+        summary = labelled.table.summary()
+        model = statistics_fit.fit_preprocessing(settings, model, summary, names, categorical)
+    layout = statistics_fit.layout(model, names, categorical, target)
+    encoding = statistics_fit.encoding(model, layout) if standard else None
+    width = len(names) if encoding is None else encoding[0].shape[1]
+    # scikit-learn's "balanced": n / (classes · rows of the class).
+    class_weight = None
+    if config.model.class_weight == "balanced":
+        class_weight = counts.sum() / (len(counts) * counts)
+    estimator = model.named_steps["model"] if hasattr(model, "named_steps") else model
+    try:
+        result = newton_cholesky(
+            lambda coef: streaming.newton_statistics(
+                rule, layout, encoding, labels, class_weight, coef
+            ),
+            len(classes),
+            width,
+            C=estimator.C,
+            tol=estimator.tol,
+            max_iter=estimator.max_iter,
+        )
+    except NotConverged as error:
+        raise DataError(
+            f"the logistic regression did not converge within model.max_iter={error.max_iter} "
+            "Newton steps: raise model.max_iter (or model.tol)"
+        ) from None
+    except NewtonFailure as error:
+        raise DataError(
+            f"cannot fit the logistic regression by Newton's method: {error}; penalize it "
+            "(model.penalty=l2, a smaller model.C) or drop redundant features"
+        ) from None
+    log.info(
+        "Newton's method: %d step(s), %d pass(es) over the training rows",
+        result.n_iter,
+        result.passes,
+    )
+    statistics_fit.fit_classifier(model, classes, result.coef, result.n_iter)
+    folded = preprocess.fold(model, names, categorical, target)
+    evaluation = streaming.evaluate_classifier(rule, folded, labels, N_SAMPLES)
+    n_test = evaluation.test.n
+    _check_test_rows(n_test, config)
+    metrics = _metrics(
+        model,
+        folded,
+        test=evaluation.test.metrics(),
+        train={"train_accuracy": evaluation.train_correct / evaluation.n_train},
+        n_train=evaluation.n_train,
+        n_test=n_test,
+        dataset=config.dataset.name,
+        feature_names=names,
+        target_name=target,
+        preprocess=settings.name,
+    )
+    samples = sample_rows(names, evaluation.samples, label_values(evaluation.samples_y, source))
+    return TrainedModel(model, folded, metrics, samples, source.fingerprint())
+
+
+def _classes(counts: ClassCounts, source: str) -> list[Any]:
+    """The training rows' classes, sorted as scikit-learn sorts them, as the model's
+    ``classes_`` holds them (text, or integers).
+
+    Raises
+    ------
+    DataError
+        One class, or more than :data:`~mlops_lr.data.MAX_CLASSES`.
+    """
+    found = sorted(counts.counts)
+    if len(found) > MAX_CLASSES:
+        raise DataError(
+            f"{source}: the target has {len(found)} distinct values, more than a classifier's "
+            f"{MAX_CLASSES} classes: is it a measurement? use a regression model"
+        )
+    if len(found) < 2:
+        raise DataError(
+            f"{source}: the training rows' target has one class "
+            f"({found[0] if found else None!r}): a classifier needs two or more"
+        )
+    return [label if isinstance(label, str) else int(label) for label in found]
+
+
+def _check_numeric(streaming: StreamingFit) -> None:
+    """Without preprocessing, every feature must be a number."""
+    source = streaming.source
+    if source.categorical:
+        raise DataError(
+            f"{source.name}: column {source.categorical[0]!r} is categorical (text): "
+            f"{PREPROCESS_HINT}"
+        )
+
+
+def _too_many_levels(
+    error: TooManyLevels, categorical: tuple[str, ...], settings: StandardPreprocessConfig
+) -> DataError:
+    return DataError(
+        f"column {categorical[error.column]!r} has more than preprocess.max_categories="
+        f"{settings.max_categories} distinct values ({error.count} in the rows read so "
+        "far): drop it (dataset.drop), raise the cap, or pool rare values "
+        "(preprocess.min_frequency)"
+    )
+
+
+def _check_training_rows(n: int, config: Config) -> None:
+    if n < MIN_SPLIT_ROWS:
+        raise DataError(
+            f"only {n} training row(s) with test_size={config.dataset.test_size}: "
+            f"at least {MIN_SPLIT_ROWS} are needed"
+        )
+
+
+def _check_test_rows(n: int, config: Config) -> None:
+    if n < MIN_SPLIT_ROWS:
+        raise DataError(
+            f"only {n} test row(s) with test_size={config.dataset.test_size}: "
+            f"at least {MIN_SPLIT_ROWS} are needed"
+        )
 
 
 def _metrics(

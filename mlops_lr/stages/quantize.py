@@ -32,7 +32,11 @@ from mlops_lr.quantize import (
     calibration_objective,
     spec_from,
 )
-from mlops_lr.quantized_classifier import calibrate_classifier, quantize_classifier
+from mlops_lr.quantized_classifier import (
+    QuantizedFoldedClassifier,
+    calibrate_classifier,
+    quantize_classifier,
+)
 from mlops_lr.quantized_folded import (
     QuantizedFoldedModel,
     calibrate,
@@ -164,24 +168,14 @@ def _quantize_classifier(
     split; write ``<quantized_dir>/<tag>/``. Returns the metrics, the report and the
     directory."""
     qconfig = config.quantization
-    dataset, split = training.prepare_data(config)
-    folded, manifest, reason = training.load_or_train(
-        config, fingerprint(dataset), lambda: training.fit_and_evaluate(config, dataset, split)
-    )
-    _say_trained(reason)
-    reference, moments = calibrate_classifier(folded, split.train)
-    try:
-        quantized = quantize_classifier(reference, spec, moments)
-    except (SearchBudgetExceeded, ValueError) as error:
-        raise _quantization_error(config, error) from None
-    dequantized = quantized.dequantized()
-    classes = folded.classes
-    labels_float, labels_quant = folded.predict(split.test), dequantized.predict(split.test)
-    proba_float = folded.predict_proba(split.test)
-    proba_quant = dequantized.predict_proba(split.test)
-    scores_float = classification_metrics(split.y_test, labels_float, proba_float, classes)
-    scores_quant = classification_metrics(split.y_test, labels_quant, proba_quant, classes)
-    rows = list(zip(reference.rows, dequantized.rows, moments, strict=True))
+    if config.engine.name == "memory":
+        evaluated = _classifier_in_memory(config, spec)
+    else:
+        evaluated = _classifier_streamed(config, spec)
+    quantized, reference, manifest = evaluated.quantized, evaluated.reference, evaluated.manifest
+    scores_float, scores_quant = evaluated.float_scores, evaluated.quant_scores
+    classes = reference.classes
+    rows = list(zip(reference.rows, evaluated.dequantized.rows, evaluated.moments, strict=True))
     coef_errors = [np.abs(q.design_coef() - r.design_coef()).max() for r, q, _ in rows]
     model_bytes = artifacts.json_bytes(quantized.to_dict())
     metrics = {
@@ -189,8 +183,8 @@ def _quantize_classifier(
         **_settings(qconfig),
         # Rows may differ under rounding=auto: each says whether its search fitted max_nodes.
         "rounding_used": ", ".join(dict.fromkeys(row.spec.rounding for row in quantized.rows)),
-        "class_agreement": class_agreement(labels_float, labels_quant),
-        **probability_difference(proba_float, proba_quant),
+        "class_agreement": evaluated.agreement,
+        **evaluated.differences,
         **{f"{key}_float": scores_float[key] for key in _CLASSIFIER_SCORES},
         **{f"{key}_quant": scores_quant[key] for key in _CLASSIFIER_SCORES},
         "confusion_matrix_quant": scores_quant["confusion_matrix"],
@@ -200,22 +194,16 @@ def _quantize_classifier(
             calibration_objective(r.design_coef(), q.design_coef(), m, r.intercept, q.intercept)
             for r, q, m in rows
         ),
-        "n_test": len(split.y_test),
+        "n_test": evaluated.n_test,
         "size_bytes_float": manifest["files"][training.MODEL_FILE]["bytes"],
         "size_bytes_quant": len(model_bytes),
         "payload_bytes_float": sum(float_storage_bytes(row) for row in reference.rows),
         "payload_bytes_quant": quantized.storage_bytes(),
         "created_at": training.utc_now(),
     }
-    n = training.N_SAMPLES
-    picked = [classes.index(label) for label in labels_float[:n]]
-    samples = [
-        [split.y_test[i], labels_float[i], labels_quant[i], proba_float[i, k], proba_quant[i, k]]
-        for i, k in enumerate(picked)
-    ]
     headings = (
         [f"score of {classes[-1]!r}"]
-        if folded.link == "logistic"
+        if reference.link == "logistic"
         else [f"score of {label!r}" for label in classes]
     )
     coefficients = [
@@ -236,10 +224,140 @@ def _quantize_classifier(
         title=f"Quantization report: {tag}",
         metrics=metrics,
         coefficients=coefficients,
-        samples=samples,
+        samples=evaluated.samples,
     )
     directory = _save(config, tag, model_bytes, metrics, report, manifest, reference)
     return metrics, report, directory
+
+
+@dataclass(frozen=True)
+class _ClassifierEvaluated:
+    """A quantized classifier with what its report needs: the float model it was made from
+    (tables centred, as quantized), its dequantized form, each row's calibration moments,
+    both models' test scores, their class agreement and probability differences, and the
+    first test rows (target, both labels and both probabilities of the float label)."""
+
+    quantized: QuantizedFoldedClassifier
+    reference: FoldedClassifier
+    dequantized: FoldedClassifier
+    moments: list[CalibrationMoments]
+    float_scores: dict[str, Any]
+    quant_scores: dict[str, Any]
+    agreement: float
+    differences: dict[str, float]
+    n_test: int
+    samples: list[list[Any]]
+    manifest: dict[str, Any]
+
+
+def _classifier_in_memory(config: Config, spec: QuantizationSpec) -> _ClassifierEvaluated:
+    """Load and split the data, reuse or train the float classifier, quantize, predict."""
+    dataset, split = training.prepare_data(config)
+    folded, manifest, reason = training.load_or_train(
+        config, fingerprint(dataset), lambda: training.fit_and_evaluate(config, dataset, split)
+    )
+    _say_trained(reason)
+    reference, moments = calibrate_classifier(folded, split.train)
+    quantized = _quantize_rows(config, reference, spec, moments)
+    dequantized = quantized.dequantized()
+    classes = folded.classes
+    labels_float, labels_quant = folded.predict(split.test), dequantized.predict(split.test)
+    proba_float = folded.predict_proba(split.test)
+    proba_quant = dequantized.predict_proba(split.test)
+    return _ClassifierEvaluated(
+        quantized,
+        reference,
+        dequantized,
+        moments,
+        classification_metrics(split.y_test, labels_float, proba_float, classes),
+        classification_metrics(split.y_test, labels_quant, proba_quant, classes),
+        class_agreement(labels_float, labels_quant),
+        probability_difference(proba_float, proba_quant),
+        len(split.y_test),
+        _classifier_samples(folded, dequantized, split.test, split.y_test),
+        manifest,
+    )
+
+
+def _classifier_streamed(config: Config, spec: QuantizationSpec) -> _ClassifierEvaluated:
+    """Out of core: the float classifier (reused, or fitted by passes over the data), a pass
+    for the training design's moments (unweighted: they centre the tables; Fisher-weighted
+    per row of scores: they calibrate), another that compares both models on the test rows."""
+    from mlops_lr.engines import SplitRule, StreamingFit, label_array, label_values, make_source
+
+    rule = SplitRule(config.dataset.test_size, config.dataset.random_state)
+    source = make_source(config)
+    with StreamingFit(config.engine, source) as streaming:
+        folded, manifest, reason = training.load_or_train(
+            config,
+            source.fingerprint(),
+            lambda: training.fit_classifier_out_of_core(config, streaming, rule),
+        )
+        _say_trained(reason)
+        fisher = streaming.fisher_moments(rule, folded)
+        # A one-hot column's sum counts its rows: whole numbers, as in memory.
+        counts = np.rint(fisher.uniform.weight * fisher.uniform.mean)
+        rows = tuple(row.centred(counts) for row in folded.rows)
+        reference = FoldedClassifier(folded.link, folded.classes, rows, folded.target)
+        # A row of scores certain of every training row has no Fisher weight: uniform then.
+        moments = [
+            (weighted if weighted.weight > 0 else fisher.uniform).moments()
+            for weighted in fisher.weighted
+        ]
+        quantized = _quantize_rows(config, reference, spec, moments)
+        dequantized = quantized.dequantized()
+        labels = label_array(folded.classes, source)
+        comparison = streaming.compare_classifiers(
+            rule, folded, dequantized, labels, training.N_SAMPLES
+        )
+    n_test = comparison.reference.n
+    if n_test == 0:
+        raise DataError("no test rows to compare the quantized classifier on")
+    samples_y = label_values(comparison.samples_y, source)
+    return _ClassifierEvaluated(
+        quantized,
+        reference,
+        dequantized,
+        moments,
+        comparison.reference.metrics(),
+        comparison.candidate.metrics(),
+        comparison.agreeing / n_test,
+        {
+            "max_abs_proba_diff": comparison.max_abs_difference,
+            "mean_abs_proba_diff": comparison.sum_abs_difference / (n_test * len(labels)),
+        },
+        n_test,
+        _classifier_samples(folded, dequantized, comparison.samples, samples_y),
+        manifest,
+    )
+
+
+def _quantize_rows(
+    config: Config,
+    classifier: FoldedClassifier,
+    spec: QuantizationSpec,
+    moments: list[CalibrationMoments],
+) -> QuantizedFoldedClassifier:
+    try:
+        return quantize_classifier(classifier, spec, moments)
+    except (SearchBudgetExceeded, ValueError) as error:
+        raise _quantization_error(config, error) from None
+
+
+def _classifier_samples(
+    folded: FoldedClassifier, dequantized: FoldedClassifier, rows: Any, y: np.ndarray
+) -> list[list[Any]]:
+    """The first test rows: target, float and quantized labels, and both models'
+    probabilities of the float label."""
+    n = training.N_SAMPLES
+    rows, y = rows[:n], y[:n]
+    labels_float, labels_quant = folded.predict(rows), dequantized.predict(rows)
+    proba_float, proba_quant = folded.predict_proba(rows), dequantized.predict_proba(rows)
+    picked = [folded.classes.index(label) for label in labels_float]
+    return [
+        [y[i], labels_float[i], labels_quant[i], proba_float[i, k], proba_quant[i, k]]
+        for i, k in enumerate(picked)
+    ]
 
 
 @dataclass(frozen=True)
