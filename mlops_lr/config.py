@@ -803,9 +803,11 @@ class MlflowTrackingConfig(TrackingConfig):
     # Log each model as an MLflow pyfunc model (a few hundred kB each).
     log_models: bool = True
     # At the end of a sweep, register the smallest bit width whose test R² is at most
-    # max_r2_loss below its float model's (the best R² among that width's settings).
+    # max_r2_loss below its float model's (the best R² among that width's settings); a
+    # classifier's: its test accuracy at most max_accuracy_loss below.
     register_best: bool = False
     max_r2_loss: float = 0.001
+    max_accuracy_loss: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -843,6 +845,12 @@ class MlflowTrackingConfig(TrackingConfig):
             f"{group}.max_r2_loss",
             self.max_r2_loss,
             "a finite number >= 0 (R² points the quantized model may lose)",
+        )
+        _check(
+            0.0 <= self.max_accuracy_loss <= 1.0,
+            f"{group}.max_accuracy_loss",
+            self.max_accuracy_loss,
+            "a fraction from 0 to 1 (the accuracy a quantized classifier may lose)",
         )
         _check(
             self.log_models or not self.register_best,

@@ -195,20 +195,21 @@ def best_per_bits(rows: list[dict[str, Any]]) -> set[int]:
     return {row["job"] for row in best.values()}
 
 
-def best_setting(rows: list[dict[str, Any]], max_r2_loss: float) -> dict[str, Any] | None:
-    """The row to ship: the smallest bit width with a setting whose test R² is at most
-    ``max_r2_loss`` below its float model's, and at that width the setting with the highest
-    R² (ties: first job). None if no setting is that close."""
+def best_setting(rows: list[dict[str, Any]], max_loss: float) -> dict[str, Any] | None:
+    """The row to ship: the smallest bit width with a setting whose test score (R², or a
+    classifier's accuracy: :func:`measures_of`) is at most ``max_loss`` below its float
+    model's, and at that width the setting with the highest score (ties: first job). None if
+    no setting is that close."""
+    score = measures_of(rows).score
+    quant, reference = f"{score}_quant", f"{score}_float"
     close = [
         row
         for row in rows
-        if row["status"] == "ok"
-        and "r2_quant" in row
-        and row["r2_float"] - row["r2_quant"] <= max_r2_loss
+        if row["status"] == "ok" and quant in row and row[reference] - row[quant] <= max_loss
     ]
     if not close:
         return None
-    return min(close, key=lambda row: (row["bits"], -row["r2_quant"], row["job"]))
+    return min(close, key=lambda row: (row["bits"], -row[quant], row["job"]))
 
 
 def write_reports(sweep_dir: str | Path) -> list[dict[str, Any]]:

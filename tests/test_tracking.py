@@ -202,9 +202,13 @@ print(mlops_lr.__file__)
 
 
 def sweep(
-    tmp_path: Path, *overrides: str, env: dict[str, str] | None = None
+    tmp_path: Path,
+    *overrides: str,
+    env: dict[str, str] | None = None,
+    tracked: tuple[str, ...] = TRACKED,
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m mlops_lr -m +sweep=bits`` on the joblib launcher (2 parallel workers)."""
+    """``python -m mlops_lr -m +sweep=bits`` on the joblib launcher (2 parallel workers),
+    tracked (on diabetes unless ``tracked`` says otherwise)."""
     command = [
         sys.executable,
         "-m",
@@ -213,7 +217,7 @@ def sweep(
         "+sweep=bits",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         f"paths.artifacts_dir={tmp_path / 'artifacts'}",
-        *TRACKED,
+        *tracked,
         *overrides,
     ]
     return subprocess.run(
@@ -516,3 +520,40 @@ def test_best_setting_is_the_smallest_width_within_the_bound_then_the_best_r2() 
     assert best_setting(rows, 0.2)["job"] == 0
     assert best_setting(rows[:1], 0.01) is None
     assert best_setting([row(0, 2, 0.7)], 0.0)["job"] == 0  # a gain is within any bound
+
+
+def test_a_classifiers_best_setting_is_judged_by_accuracy() -> None:
+    def row(job: int, bits: int, accuracy: float) -> dict:
+        return {
+            "job": job,
+            "bits": bits,
+            "task": "classification",
+            "accuracy_float": 0.96,
+            "accuracy_quant": accuracy,
+            "status": "ok",
+        }
+
+    rows = [row(0, 2, 0.90), row(1, 4, 0.95), row(2, 4, 0.96), row(3, 8, 0.96)]
+    assert best_setting(rows, 0.0)["job"] == 2  # the smallest width that loses nothing
+    assert best_setting(rows, 0.02)["job"] == 2  # at 4 bits, the higher accuracy
+    assert best_setting(rows, 0.1)["job"] == 0
+    assert best_setting(rows[:2], 0.0) is None
+
+
+def test_a_classifiers_sweep_registers_its_most_accurate_smallest_model(tmp_path: Path) -> None:
+    result = sweep(
+        tmp_path,
+        "quantization.bits=2,8",
+        "quantization.rounding=hessian",
+        "quantization.granularity=per_feature_pow2",
+        "tracking.register_best=true",
+        tracked=("tracking=mlflow", "dataset=breast_cancer", "model=logistic_regression"),
+    )
+    assert result.returncode == 0, result.stderr
+    rows = pd.read_csv(tmp_path / "sweep" / "sweep_results.csv").to_dict("records")
+    best = best_setting(rows, 0.0)
+    assert best["accuracy_quant"] >= best["accuracy_float"]
+    version = store(tmp_path).get_model_version_by_alias("mlops-lr", "champion")
+    assert version.run_id == best["mlflow_run_id"]
+    assert f"Registered sweep job {best['job']} " in result.stdout
+    assert "accuracy" in result.stdout

@@ -47,7 +47,7 @@ from mlops_lr.config import (
 )
 from mlops_lr.exceptions import ArtifactError, ConfigError, TrackingError, first_line
 from mlops_lr.predictor import LinearPredictor, load_model_directory, saved_samples
-from mlops_lr.sweep import best_setting
+from mlops_lr.sweep import best_setting, measures_of
 from mlops_lr.tracking import PARENT_RUN_FILE
 
 # MLflow logs at INFO what it does (creating tables, validating examples, registering): the
@@ -525,11 +525,13 @@ def _register_best(
 ) -> str:
     if any(row["status"] != "ok" for row in rows):
         return "Not registered: a sweep with failed jobs registers nothing"
-    best = best_setting(rows, settings.max_r2_loss)
+    shown = measures_of(rows)
+    key = "max_accuracy_loss" if shown.score == "accuracy" else "max_r2_loss"
+    best = best_setting(rows, getattr(settings, key))
     if best is None:
         return (
-            "Not registered: no quantized setting's test R² is within "
-            f"tracking.max_r2_loss={settings.max_r2_loss:g} of its float model's"
+            f"Not registered: no quantized setting's test {shown.score_label} is within "
+            f"tracking.{key}={getattr(settings, key):g} of its float model's"
         )
     run_id = best.get("mlflow_run_id")
     if not isinstance(run_id, str) or not run_id:  # a job of an earlier, untracked sweep
@@ -541,7 +543,8 @@ def _register_best(
     if best.get("model"):
         setting += f", {best['model']}"
     return (
-        f"Registered {label} ({setting}: R² {best['r2_quant']:.6f}, the float model's "
-        f"{best['r2_float']:.6f}) as {version['registered_model']!r} version "
+        f"Registered {label} ({setting}: {shown.score_label} "
+        f"{best[shown.score + '_quant']:.6f}, the float model's "
+        f"{best[shown.score + '_float']:.6f}) as {version['registered_model']!r} version "
         f"{version['version']}: {version['uri']}"
     )
