@@ -35,7 +35,8 @@ def _cell(value: Any) -> str:
         return "n/a"
     if isinstance(value, (float, np.floating)):
         return f"{value:.6g}" if abs(value) < 1e-3 and value != 0 else f"{value:.6f}"
-    return str(value)
+    # Text (a class label, a category) may hold what ends a cell or a row.
+    return " ".join(str(value).splitlines()).replace("|", "\\|")
 
 
 def quantization_report(

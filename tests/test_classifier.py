@@ -695,3 +695,12 @@ def test_classes_the_training_rows_lack_and_huge_integers_are_one_line(cli, tmp_
         "integers as floats up to 2^53",
         3,
     )
+
+
+def test_report_tables_keep_labels_with_pipes_and_line_ends_in_their_cells() -> None:
+    from mlops_lr.report import markdown_table
+
+    table = markdown_table(["actual", "p"], [["a|b", 0.5], ["line1\nline2", 0.25]])
+    assert table.splitlines()[2] == "| a\\|b        | 0.500000 |"
+    assert table.splitlines()[3] == "| line1 line2 | 0.250000 |"
+    assert len(table.splitlines()) == 4
