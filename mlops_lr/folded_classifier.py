@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -36,11 +36,65 @@ LINKS = (LOGISTIC, SOFTMAX)
 Label = str | int
 
 
+class ClassifierDocument:
+    """The JSON document of a classifier (``link``, ``classes``, ``target`` and one row
+    document per row of scores), shared by the float and the quantized classifier:
+    ``DOCUMENT_FORMAT`` names it, ``ROW`` reads a row (its ``from_dict``)."""
+
+    DOCUMENT_FORMAT: ClassVar[str]
+    ROW: ClassVar[Any]
+    link: str
+    classes: tuple[Label, ...]
+    rows: tuple[Any, ...]
+    target: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The classifier as JSON-compatible values; deterministic."""
+        return {
+            "format": self.DOCUMENT_FORMAT,
+            "target": self.target,
+            "link": self.link,
+            "classes": list(self.classes),
+            "rows": [row.to_dict() for row in self.rows],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Any:
+        """Inverse of :meth:`to_dict`; accepts only documents it would write itself.
+
+        Raises
+        ------
+        ValueError
+            Not a document of this format, or a malformed part.
+        """
+        if not isinstance(data, dict) or data.get("format") != cls.DOCUMENT_FORMAT:
+            raise ValueError(f"not a {cls.DOCUMENT_FORMAT} document")
+        check_keys(data, {"format", "target", "link", "classes", "rows"}, "the document")
+        if not isinstance(data["target"], str):
+            raise ValueError("target must be a string")
+        if not isinstance(data["classes"], list):
+            raise ValueError("classes must be a list")
+        if not isinstance(data["rows"], list) or not data["rows"]:
+            raise ValueError("rows must be a non-empty list")
+        rows = []
+        for index, row in enumerate(data["rows"]):
+            try:
+                rows.append(cls.ROW.from_dict(row))
+            except ValueError as error:
+                raise ValueError(f"rows[{index}]: {error}") from None
+        model = cls(data["link"], tuple(data["classes"]), tuple(rows), data["target"])
+        if model.to_dict() != data:
+            raise ValueError("the document is not in canonical form")
+        return model
+
+
 @dataclass(frozen=True)
-class FoldedClassifier:
+class FoldedClassifier(ClassifierDocument):
     """A linear classifier: ``rows`` (one folded model per score) under ``link``, predicting
     one of ``classes`` (see the module docstring)."""
 
+    DOCUMENT_FORMAT: ClassVar[str] = FORMAT
+    ROW: ClassVar[Any] = FoldedModel
     link: str
     classes: tuple[Label, ...]
     rows: tuple[FoldedModel, ...]
@@ -97,32 +151,6 @@ class FoldedClassifier:
         """The labels the scores pick (see the module docstring): int64 for integer classes,
         else an object array of text."""
         return class_array(self.classes)[class_indices(self.link, scores)]
-
-    # ------------------------------------------------------------------ JSON document
-    def to_dict(self) -> dict[str, Any]:
-        """The classifier as JSON-compatible values; deterministic."""
-        return {
-            "format": FORMAT,
-            "target": self.target,
-            "link": self.link,
-            "classes": list(self.classes),
-            "rows": [row.to_dict() for row in self.rows],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any) -> FoldedClassifier:
-        """Inverse of :meth:`to_dict`; accepts only documents it would write itself.
-
-        Raises
-        ------
-        ValueError
-            Not a document of this format, or a malformed part.
-        """
-        link, classes, rows, target = parse_document(data, FORMAT, FoldedModel.from_dict)
-        model = cls(link, classes, rows, target)
-        if model.to_dict() != data:
-            raise ValueError("the document is not in canonical form")
-        return model
 
 
 def folded_from_dict(data: Any) -> FoldedModel | FoldedClassifier:
@@ -194,35 +222,6 @@ def _layout(item: Any) -> tuple:
     if item.kind == "numeric":
         return (item.name, item.kind, item.fill, item.indicator is None)
     return (item.name, item.kind, item.categories)
-
-
-def parse_document(
-    data: Any, document_format: str, parse_row: Any
-) -> tuple[str, tuple[Label, ...], tuple[Any, ...], str]:
-    """``(link, classes, rows, target)`` of a classifier document whose rows ``parse_row``
-    reads (a float or a quantized row).
-
-    Raises
-    ------
-    ValueError
-        Not a ``document_format`` document, or a malformed part.
-    """
-    if not isinstance(data, dict) or data.get("format") != document_format:
-        raise ValueError(f"not a {document_format} document")
-    check_keys(data, {"format", "target", "link", "classes", "rows"}, "the document")
-    if not isinstance(data["target"], str):
-        raise ValueError("target must be a string")
-    if not isinstance(data["classes"], list):
-        raise ValueError("classes must be a list")
-    if not isinstance(data["rows"], list) or not data["rows"]:
-        raise ValueError("rows must be a non-empty list")
-    rows = []
-    for index, row in enumerate(data["rows"]):
-        try:
-            rows.append(parse_row(row))
-        except ValueError as error:
-            raise ValueError(f"rows[{index}]: {error}") from None
-    return data["link"], tuple(data["classes"]), tuple(rows), data["target"]
 
 
 __all__ = [

@@ -20,16 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from mlops_lr.folded_classifier import (
     LOGISTIC,
+    ClassifierDocument,
     FoldedClassifier,
     Label,
     check_classifier,
-    parse_document,
 )
 from mlops_lr.quantize import CalibrationMoments, QuantizationSpec, quantize_rows_jointly
 from mlops_lr.quantized_folded import QuantizedFoldedModel, quantize_folded, with_codes
@@ -38,9 +38,11 @@ FORMAT = "mlops-lr/quantized-classifier/1"
 
 
 @dataclass(frozen=True)
-class QuantizedFoldedClassifier:
+class QuantizedFoldedClassifier(ClassifierDocument):
     """``rows``, one quantized folded model per row of scores, under ``link``."""
 
+    DOCUMENT_FORMAT: ClassVar[str] = FORMAT
+    ROW: ClassVar[Any] = QuantizedFoldedModel
     link: str
     classes: tuple[Label, ...]
     rows: tuple[QuantizedFoldedModel, ...]
@@ -64,30 +66,6 @@ class QuantizedFoldedClassifier:
         layout = self.rows[0].storage_bytes() - self.rows[0].linear.storage_bytes()
         labels = sum(1 + len(str(label).encode()) for label in self.classes)
         return sum(row.linear.storage_bytes() for row in self.rows) + layout + labels
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "target": self.target,
-            "link": self.link,
-            "classes": list(self.classes),
-            "rows": [row.to_dict() for row in self.rows],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any) -> QuantizedFoldedClassifier:
-        """Inverse of :meth:`to_dict`; accepts only documents it would write itself.
-
-        Raises
-        ------
-        ValueError
-            Not a document of this format, or a malformed part.
-        """
-        link, classes, rows, target = parse_document(data, FORMAT, QuantizedFoldedModel.from_dict)
-        model = cls(link, classes, rows, target)
-        if model.to_dict() != data:
-            raise ValueError("the document is not in canonical form")
-        return model
 
 
 def quantized_from_dict(data: Any) -> QuantizedFoldedModel | QuantizedFoldedClassifier:

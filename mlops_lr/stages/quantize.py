@@ -14,7 +14,7 @@ import numpy as np
 
 from mlops_lr import artifacts, tracking, training
 from mlops_lr.config import Config, QualityConfig, QuantizationConfig, as_dict, is_classifier
-from mlops_lr.data import fingerprint
+from mlops_lr.data import Split, fingerprint
 from mlops_lr.exceptions import ConfigError, DataError
 from mlops_lr.folded import FoldedModel
 from mlops_lr.folded_classifier import FoldedClassifier
@@ -252,11 +252,7 @@ class _ClassifierEvaluated:
 
 def _classifier_in_memory(config: Config, spec: QuantizationSpec) -> _ClassifierEvaluated:
     """Load and split the data, reuse or train the float classifier, quantize, predict."""
-    dataset, split = training.prepare_data(config)
-    folded, manifest, reason = training.load_or_train(
-        config, fingerprint(dataset), lambda: training.fit_and_evaluate(config, dataset, split)
-    )
-    _say_trained(reason)
+    split, folded, manifest = _float_model_in_memory(config)
     reference, moments = calibrate_classifier(folded, split.train)
     quantized = _quantize_rows(config, reference, spec, moments)
     dequantized = quantized.dequantized()
@@ -382,11 +378,7 @@ class _Evaluated:
 
 def _in_memory(config: Config, spec: QuantizationSpec) -> _Evaluated:
     """Load and split the data, reuse or train the float model, quantize, predict."""
-    dataset, split = training.prepare_data(config)
-    folded, manifest, reason = training.load_or_train(
-        config, fingerprint(dataset), lambda: training.fit_and_evaluate(config, dataset, split)
-    )
-    _say_trained(reason)
+    split, folded, manifest = _float_model_in_memory(config)
     reference, moments = calibrate(folded, split.train)
     quantized = _quantize(config, reference, spec, moments)
     dequantized = quantized.dequantized()
@@ -453,6 +445,19 @@ def _streamed(config: Config, spec: QuantizationSpec) -> _Evaluated:
         dequantized.predict(comparison.samples),
         manifest,
     )
+
+
+def _float_model_in_memory(
+    config: Config,
+) -> tuple[Split, FoldedModel | FoldedClassifier, dict[str, Any]]:
+    """The data's split, and the saved float model (folded) if it was made from this config
+    and data, else one trained on the split and saved; with its manifest."""
+    dataset, split = training.prepare_data(config)
+    folded, manifest, reason = training.load_or_train(
+        config, fingerprint(dataset), lambda: training.fit_and_evaluate(config, dataset, split)
+    )
+    _say_trained(reason)
+    return split, folded, manifest
 
 
 def _say_trained(reason: str | None) -> None:
