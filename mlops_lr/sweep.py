@@ -100,9 +100,10 @@ MEASURES = {
 
 
 def measures_of(rows: list[dict[str, Any]]) -> Measures:
-    """The measures of the sweep's task (its first finished job's; a regression's if none)."""
-    tasks = [row.get("task") or "regression" for row in rows if row["status"] == "ok"]
-    return MEASURES[tasks[0] if tasks else "regression"]
+    """The measures of the sweep's task (its first finished job's; a regression's if none,
+    or if the job names none: a regressor's metrics, or an empty CSV cell read back)."""
+    tasks = [row.get("task") for row in rows if row["status"] == "ok"]
+    return MEASURES[tasks[0] if tasks and tasks[0] in MEASURES else "regression"]
 
 
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
