@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from scale_stream import peak_rss_mb
+from scale_stream import peak_rss_mb, run_child
 
 TARGET = "label"
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -106,17 +105,6 @@ def child(method: str, directory: Path, batch_rows: int) -> dict:
     return result
 
 
-def run_child(method: str, directory: Path, batch_rows: int) -> dict:
-    output = subprocess.run(
-        [sys.executable, __file__, "--child", method, "--dir", str(directory),
-         "--batch-rows", str(batch_rows)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if output.returncode != 0:
-        sys.exit(f"{method} failed:\n{output.stderr[-3000:]}")
-    return json.loads(output.stdout.strip().splitlines()[-1])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000_000)
@@ -142,9 +130,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.batch_rows:,}\n"
         )
         # The read is timed before and after the fit: the machine's load may change between.
-        reads = [run_child("read", directory, args.batch_rows)]
-        stream = run_child("stream", directory, args.batch_rows)
-        reads.append(run_child("read", directory, args.batch_rows))
+        reads = [run_child("read", directory, args.batch_rows, script=__file__)]
+        stream = run_child("stream", directory, args.batch_rows, script=__file__)
+        reads.append(run_child("read", directory, args.batch_rows, script=__file__))
     warm = sum(read["seconds"] for read in reads) / 2
     passes = stream["passes"]
     total = stream["seconds"]

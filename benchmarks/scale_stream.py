@@ -211,10 +211,13 @@ def _extended_reference(source) -> np.ndarray:  # type: ignore[no-untyped-def]
     return exact_solution(gram, cross)
 
 
-def run_child(method: str, directory: Path, batch_rows: int, kind: str) -> dict:
+def run_child(
+    method: str, directory: Path, batch_rows: int, *options: str, script: str = __file__
+) -> dict:
+    """``script --child method`` in a fresh process (its peak RSS its own); its JSON result."""
     output = subprocess.run(
-        [sys.executable, __file__, "--child", method, "--dir", str(directory),
-         "--batch-rows", str(batch_rows), "--kind", kind],
+        [sys.executable, script, "--child", method, "--dir", str(directory),
+         "--batch-rows", str(batch_rows), *options],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if output.returncode != 0:
@@ -257,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         methods = ["reference", "read", "stream", "dask", "sklearn", "dask-ml"]
         results = {
-            m: run_child(m, directory, args.batch_rows, args.kind) for m in methods if m not in skip
+            m: run_child(m, directory, args.batch_rows, "--kind", args.kind)
+            for m in methods
+            if m not in skip
         }
     reference = np.array(results["reference"]["coef"]) if "reference" in results else None
     sklearn = np.array(results["sklearn"]["coef"]) if "sklearn" in results else None

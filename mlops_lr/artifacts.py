@@ -21,8 +21,8 @@ from typing import Any
 
 from mlops_lr.exceptions import ArtifactError
 from mlops_lr.folded import FoldedModel
-from mlops_lr.folded_classifier import FoldedClassifier, folded_from_dict
-from mlops_lr.quantized_classifier import QuantizedFoldedClassifier, quantized_from_dict
+from mlops_lr.folded_classifier import FoldedClassifier
+from mlops_lr.quantized_classifier import QuantizedFoldedClassifier
 from mlops_lr.quantized_folded import QuantizedFoldedModel
 
 MANIFEST = "manifest.json"
@@ -159,7 +159,7 @@ def load_folded(directory: str | Path, name: str = FOLDED_FILE) -> FoldedModel |
     ArtifactError
         The file is missing, modified, or not a valid folded model.
     """
-    return _load_document(directory, name, folded_from_dict, "folded model")
+    return _load_document(directory, name, FoldedClassifier.read, "folded model")
 
 
 def load_quantized(
@@ -173,7 +173,7 @@ def load_quantized(
     ArtifactError
         The file is missing, modified, or not a valid quantized model.
     """
-    return _load_document(directory, name, quantized_from_dict, "quantized model")
+    return _load_document(directory, name, QuantizedFoldedClassifier.read, "quantized model")
 
 
 def _load_document(directory: str | Path, name: str, parse: Any, what: str) -> Any:

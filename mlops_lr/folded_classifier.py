@@ -87,6 +87,20 @@ class ClassifierDocument:
             raise ValueError("the document is not in canonical form")
         return model
 
+    @classmethod
+    def read(cls, data: Any) -> Any:
+        """A classifier (this class) or a regressor (a ``ROW``) from its document, as its
+        ``format`` says.
+
+        Raises
+        ------
+        ValueError
+            As the format's ``from_dict``.
+        """
+        if isinstance(data, dict) and data.get("format") == cls.DOCUMENT_FORMAT:
+            return cls.from_dict(data)
+        return cls.ROW.from_dict(data)
+
 
 @dataclass(frozen=True)
 class FoldedClassifier(ClassifierDocument):
@@ -141,29 +155,20 @@ class FoldedClassifier(ClassifierDocument):
         """The predicted labels (an object array of ``classes`` entries)."""
         return self.labels(self.decision_function(columns))
 
-    def predict_matrix(self, X: np.ndarray) -> np.ndarray:
-        """Labels for a float matrix whose columns are the inputs in order (numeric inputs
-        only; NaN is missing)."""
+    def decision_matrix(self, X: np.ndarray) -> np.ndarray:
+        """The scores (as :meth:`decision_function`) of a float matrix whose columns are the
+        inputs in order (numeric inputs only; NaN is missing)."""
         scores = [row.predict_matrix(X) for row in self.rows]
-        return self.labels(scores[0] if self.link == LOGISTIC else np.column_stack(scores))
+        return scores[0] if self.link == LOGISTIC else np.column_stack(scores)
+
+    def predict_matrix(self, X: np.ndarray) -> np.ndarray:
+        """Labels for a float matrix (see :meth:`decision_matrix`)."""
+        return self.labels(self.decision_matrix(X))
 
     def labels(self, scores: np.ndarray) -> np.ndarray:
         """The labels the scores pick (see the module docstring): int64 for integer classes,
         else an object array of text."""
         return class_array(self.classes)[class_indices(self.link, scores)]
-
-
-def folded_from_dict(data: Any) -> FoldedModel | FoldedClassifier:
-    """A folded regressor or classifier from its document, as its ``format`` says.
-
-    Raises
-    ------
-    ValueError
-        As the format's ``from_dict``.
-    """
-    if isinstance(data, dict) and data.get("format") == FORMAT:
-        return FoldedClassifier.from_dict(data)
-    return FoldedModel.from_dict(data)
 
 
 def integer_classes(classes: Sequence[Label]) -> bool:
@@ -232,7 +237,6 @@ __all__ = [
     "FoldedClassifier",
     "class_array",
     "class_indices",
-    "folded_from_dict",
     "integer_classes",
     "probabilities",
 ]

@@ -68,19 +68,6 @@ class QuantizedFoldedClassifier(ClassifierDocument):
         return sum(row.linear.storage_bytes() for row in self.rows) + layout + labels
 
 
-def quantized_from_dict(data: Any) -> QuantizedFoldedModel | QuantizedFoldedClassifier:
-    """A quantized regressor or classifier from its document, as its ``format`` says.
-
-    Raises
-    ------
-    ValueError
-        As the format's ``from_dict``.
-    """
-    if isinstance(data, dict) and data.get("format") == FORMAT:
-        return QuantizedFoldedClassifier.from_dict(data)
-    return QuantizedFoldedModel.from_dict(data)
-
-
 def fisher_weights(classifier: FoldedClassifier, train: Any) -> np.ndarray:
     """Per row of scores, each training row's Fisher weight ``p(1 − p)``: shape ``(rows,
     n)``. ``p`` is the second class's probability (logistic), or the row's class's."""
@@ -150,6 +137,5 @@ __all__ = [
     "calibrate_classifier",
     "fisher_weights",
     "quantize_classifier",
-    "quantized_from_dict",
     "weighted_moments",
 ]

@@ -800,15 +800,15 @@ def create_app(
         body = await read_body(request, max_body_bytes)
         if plain:
             X = parse_rows(body, feature_names, max_rows, limit)
-            columns = {name: X[:, j] for j, name in enumerate(feature_names)}
         else:
             columns = parse_table(body, predictor.folded, max_rows, limit)
         if predictor.is_classifier:
-            scores = predictor.folded.decision_function(columns)
+            folded = predictor.folded
+            scores = folded.decision_matrix(X) if plain else folded.decision_function(columns)
             content = {
-                "predictions": predictor.folded.labels(scores).tolist(),
-                "probabilities": probabilities(predictor.folded.link, scores),
-                "classes": list(predictor.folded.classes),
+                "predictions": folded.labels(scores).tolist(),
+                "probabilities": probabilities(folded.link, scores),
+                "classes": list(folded.classes),
                 "model": predictor.name,
             }
         else:
@@ -948,10 +948,10 @@ def _add_open_inference_routes(
         )
         proba = None
         if predictor.is_classifier:
-            columns = inference.columns
-            if columns is None:  # a plain model's matrix
-                columns = dict(zip(folded.feature_names, inference.X.T, strict=True))
-            scores = folded.decision_function(columns)
+            if inference.X is not None:  # a plain model's matrix
+                scores = folded.decision_matrix(inference.X)
+            else:
+                scores = folded.decision_function(inference.columns)
             predictions, proba = folded.labels(scores), probabilities(folded.link, scores)
         elif inference.X is not None:
             predictions = predictor.predict(inference.X)

@@ -134,12 +134,12 @@ def _onnx(
         data = graph.SerializeToString()
         session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
         outputs = session.run(None, inputs)
-        check = (_check_classifier if predictor.is_classifier else _check_regressor)(
+        numbers, line = (_check_classifier if predictor.is_classifier else _check_regressor)(
             predictor, outputs, table, table_float64, split, name
         )
         files[f"model.{name}.onnx"] = data
-        checks[name] = {"opset": graph.opset_import[0].version, **check.pop("numbers")}
-        summary.append(f"ONNX Runtime {onnxruntime.__version__}, {name} inputs, {check['line']}")
+        checks[name] = {"opset": graph.opset_import[0].version, **numbers}
+        summary.append(f"ONNX Runtime {onnxruntime.__version__}, {name} inputs, {line}")
     return files, {"onnx_runtime": onnxruntime.__version__, "checks": checks, "summary": summary}
 
 
@@ -150,7 +150,7 @@ def _check_regressor(
     table_float64: Any,
     split: Split,
     name: str,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], str]:
     """ONNX Runtime's predictions against the Python model's on the same inputs (``table``),
     within :data:`ONNX_TOLERANCE`; its numbers for the report and a summary line.
 
@@ -172,17 +172,17 @@ def _check_regressor(
             "not exported"
         )
     r2 = regression_metrics(split.y_test, onnx_predictions)["r2"]
-    return {
-        "numbers": {
-            "max_abs_diff_vs_python": difference,
-            "max_abs_diff_vs_python_float64_inputs": _max_difference(
-                onnx_predictions, predictor.predict_table(table_float64)
-            ),
-            "r2": r2,
-        },
-        "line": f"test split: R² {r2:.6f}, max |Δ| vs the Python model {difference:.2g} "
-        f"(≤ {absolute:g} + {relative:g}·|prediction|)",
+    numbers = {
+        "max_abs_diff_vs_python": difference,
+        "max_abs_diff_vs_python_float64_inputs": _max_difference(
+            onnx_predictions, predictor.predict_table(table_float64)
+        ),
+        "r2": r2,
     }
+    return numbers, (
+        f"test split: R² {r2:.6f}, max |Δ| vs the Python model {difference:.2g} "
+        f"(≤ {absolute:g} + {relative:g}·|prediction|)"
+    )
 
 
 def _check_classifier(
@@ -192,7 +192,7 @@ def _check_classifier(
     table_float64: Any,
     split: Split,
     name: str,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], str]:
     """ONNX Runtime's labels and probabilities against the Python model's on the same inputs
     (``table``): probabilities within :data:`ONNX_TOLERANCE`, and the same label on every row
     but those whose deciding margin (``|score|``; a softmax's top two scores apart) is within
@@ -230,15 +230,15 @@ def _check_classifier(
         )
     agreement = float(1.0 - differ.mean())
     accuracy = float(np.mean(np.asarray(labels).astype(object) == split.y_test))
-    return {
-        "numbers": {
-            "class_agreement_vs_python": agreement,
-            "max_abs_proba_diff_vs_python": difference,
-            "accuracy": accuracy,
-        },
-        "line": f"test split: accuracy {accuracy:.6f}, labels agree with the Python model on "
-        f"{agreement:.2%} of rows, max |ΔP| {difference:.2g} (≤ {absolute:g})",
+    numbers = {
+        "class_agreement_vs_python": agreement,
+        "max_abs_proba_diff_vs_python": difference,
+        "accuracy": accuracy,
     }
+    return numbers, (
+        f"test split: accuracy {accuracy:.6f}, labels agree with the Python model on "
+        f"{agreement:.2%} of rows, max |ΔP| {difference:.2g} (≤ {absolute:g})"
+    )
 
 
 def _onnx_graph(
